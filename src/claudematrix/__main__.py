@@ -1,0 +1,3 @@
+from claudematrix.cli import main
+
+main()

@@ -1,0 +1,104 @@
+"""One error tree. Every message says what went wrong and what to do next, in one line.
+
+The CLI prints `str(error)` and exits with `error.exit_code`; MCP tools return the same text
+as a tool error. Nothing here may contain a secret.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ClaudeMatrixError",
+    "ConfigError",
+    "StateCorrupt",
+    "InvalidInput",
+    "BadLabel",
+    "MessageTooLarge",
+    "EmptyMessage",
+    "UnknownRecipient",
+    "UnknownMessage",
+    "HomeserverUnavailable",
+    "HomeserverInstallFailed",
+    "HomeserverError",
+    "RegistrationFailed",
+    "LockHeld",
+    "PolicyRefused",
+]
+
+
+class ClaudeMatrixError(Exception):
+    """Base of every error ClaudeMatrix raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(ClaudeMatrixError):
+    exit_code = 3
+
+
+class StateCorrupt(ClaudeMatrixError):
+    """A state file could not be read; the file is kept aside, never deleted."""
+
+    exit_code = 3
+
+
+class InvalidInput(ClaudeMatrixError):
+    exit_code = 2
+
+
+class BadLabel(InvalidInput):
+    pass
+
+
+class MessageTooLarge(InvalidInput):
+    pass
+
+
+class EmptyMessage(InvalidInput):
+    pass
+
+
+class UnknownRecipient(InvalidInput):
+    pass
+
+
+class UnknownMessage(InvalidInput):
+    pass
+
+
+class HomeserverUnavailable(ClaudeMatrixError):
+    exit_code = 4
+
+
+class HomeserverInstallFailed(ClaudeMatrixError):
+    exit_code = 4
+
+
+class HomeserverError(ClaudeMatrixError):
+    """The homeserver answered with an error we did not expect."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, errcode: str | None = None) -> None:
+        super().__init__(message)
+        self.errcode = errcode
+
+
+class RegistrationFailed(HomeserverError):
+    pass
+
+
+class LockHeld(ClaudeMatrixError):
+    exit_code = 6
+
+
+class PolicyRefused(ClaudeMatrixError):
+    """An outbound path would carry something further than its label allows."""
+
+    exit_code = 7

@@ -1,0 +1,89 @@
+"""Where state lives, and writing it safely: dirs 0700, secrets 0600, atomic replace."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from claudematrix.errors import StateCorrupt
+
+__all__ = [
+    "HOME_ENV",
+    "state_dir",
+    "ensure_dir",
+    "write_private",
+    "write_json_private",
+    "read_json",
+    "homeserver_dir",
+    "identities_dir",
+    "identity_dir",
+]
+
+HOME_ENV = "CLAUDEMATRIX_HOME"
+
+
+def state_dir() -> Path:
+    """The state dir: $CLAUDEMATRIX_HOME, else ~/.claudematrix. Created 0700."""
+    override = os.environ.get(HOME_ENV)
+    path = Path(override).expanduser() if override else Path.home() / ".claudematrix"
+    return ensure_dir(path)
+
+
+def ensure_dir(path: Path) -> Path:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def homeserver_dir() -> Path:
+    return ensure_dir(state_dir() / "homeserver")
+
+
+def identities_dir() -> Path:
+    return ensure_dir(state_dir() / "identities")
+
+
+def identity_dir(slug: str) -> Path:
+    return ensure_dir(identities_dir() / slug)
+
+
+def write_private(path: Path, data: str | bytes) -> None:
+    """Atomically write a file readable only by its owner (0600)."""
+    ensure_dir(path.parent)
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_private(path: Path, value: Any) -> None:
+    write_private(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: Path) -> Any | None:
+    """Read a JSON state file; None if absent. A corrupt file is moved aside, never lost."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        aside = path.with_name(path.name + ".corrupt")
+        os.replace(path, aside)
+        raise StateCorrupt(
+            f"{path} was not valid JSON; it was moved to {aside.name} (inspect or delete it), "
+            "then run the command again"
+        ) from None

@@ -1,0 +1,48 @@
+"""Shared test plumbing: every test gets its own state dir; tools are found, never assumed."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = REPO / ".cache"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def synapse_venv() -> Path:
+    """The Synapse install tests share (made by .ci/run), so no test pays for installing it."""
+    return Path(os.environ.get("CLAUDEMATRIX_SYNAPSE_VENV", CACHE / "synapse-venv"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """No test touches ~/.claudematrix or sees the developer's environment."""
+    home = tmp_path / "cmhome"
+    monkeypatch.setenv("CLAUDEMATRIX_HOME", str(home))
+    for var in (
+        "CLAUDE_CODE_SESSION_ID",
+        "CLAUDEMATRIX_HOMESERVER",
+        "CLAUDEMATRIX_REGISTRATION_SHARED_SECRET",
+        "CLAUDEMATRIX_REGISTRATION_TOKEN",
+        "CLAUDEMATRIX_USER",
+        "CLAUDEMATRIX_PASSWORD",
+        "CLAUDEMATRIX_ACCESS_TOKEN",
+        "CLAUDE_PROJECT_DIR",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CLAUDEMATRIX_SYNAPSE_VENV", str(synapse_venv()))
+    yield home
+
+
+PYTHON = sys.executable
