@@ -1,0 +1,32 @@
+"""The `claudematrix` command: a thin front over service/ and homeserver/.
+
+Errors become one line on stderr and a non-zero exit code; never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from claudematrix.cli import demo, messaging, server  # noqa: F401  (registers commands)
+from claudematrix.cli._app import cli
+from claudematrix.errors import ClaudeMatrixError
+
+__all__ = ["main", "cli"]
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False, prog_name="claudematrix")
+    except ClaudeMatrixError as exc:
+        click.echo(f"claudematrix: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("claudematrix: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

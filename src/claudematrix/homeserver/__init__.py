@@ -1,0 +1,26 @@
+"""The embedded Matrix homeserver (Synapse): install, configure, start/stop, accounts.
+
+Depends only on claudematrix.errors, .paths, .config and the standard library.
+"""
+
+from __future__ import annotations
+
+from .accounts import RegisteredAccount, register_account
+from .install import SYNAPSE_VERSION, ensure_installed
+from .layout import HomeserverPaths, homeserver_paths
+from .process import HomeserverStatus, start, status, stop
+from .synapse_config import registration_shared_secret
+
+__all__ = [
+    "SYNAPSE_VERSION",
+    "HomeserverPaths",
+    "HomeserverStatus",
+    "RegisteredAccount",
+    "ensure_installed",
+    "homeserver_paths",
+    "register_account",
+    "registration_shared_secret",
+    "start",
+    "status",
+    "stop",
+]

@@ -1,0 +1,118 @@
+"""Creating accounts with Synapse's shared-secret admin registration API.
+
+GET /_synapse/admin/v1/register gives a one-use nonce; the POST carries an HMAC-SHA1 over
+nonce, user, password and the admin flag, keyed with registration_shared_secret. Nothing
+here logs or puts into an error message the secret, the password or the access token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from claudematrix.errors import HomeserverError, HomeserverUnavailable, RegistrationFailed
+
+from ._http import Response, Unreachable, request_json
+
+__all__ = ["RegisteredAccount", "register_account"]
+
+_PATH = "/_synapse/admin/v1/register"
+_RATE_LIMIT_WAIT = 15.0
+
+
+@dataclass(frozen=True)
+class RegisteredAccount:
+    user_id: str
+    access_token: str = field(repr=False)
+    device_id: str
+
+
+def _mac(secret: str, nonce: str, localpart: str, password: str, admin: bool) -> str:
+    digest = hmac.new(secret.encode(), digestmod=hashlib.sha1)
+    digest.update(nonce.encode())
+    digest.update(b"\x00")
+    digest.update(localpart.encode())
+    digest.update(b"\x00")
+    digest.update(password.encode())
+    digest.update(b"\x00")
+    digest.update(b"admin" if admin else b"notadmin")
+    return digest.hexdigest()
+
+
+def _call(method: str, url: str, payload: dict[str, Any] | None = None) -> Response:
+    try:
+        return request_json(method, url, payload, timeout=30.0)
+    except Unreachable as err:
+        base = url.split("/_synapse/", 1)[0]
+        raise HomeserverUnavailable(
+            f"the homeserver at {base} is not answering ({err}): run `claudematrix up` "
+            "(or check CLAUDEMATRIX_HOMESERVER)"
+        ) from None
+
+
+def _failure(resp: Response, localpart: str) -> RegistrationFailed:
+    errcode = str(resp.body.get("errcode") or "M_UNKNOWN")
+    error = str(resp.body.get("error") or f"HTTP {resp.status}")
+    if errcode == "M_USER_IN_USE":
+        hint = "pick another name, or log in to that account instead"
+    elif errcode == "M_FORBIDDEN" or resp.status in (401, 403):
+        hint = "the registration shared secret is wrong for this homeserver"
+    elif resp.status == 400 and "not enabled" in error.lower():
+        hint = "this homeserver has no registration_shared_secret configured"
+    else:
+        hint = "see the homeserver's log"
+    return RegistrationFailed(
+        f"could not register {localpart!r}: {error} ({errcode}); {hint}", errcode=errcode
+    )
+
+
+def register_account(
+    base_url: str,
+    shared_secret: str,
+    localpart: str,
+    password: str,
+    *,
+    admin: bool = False,
+    displayname: str | None = None,
+) -> RegisteredAccount:
+    """Register `localpart` on the homeserver at `base_url`; return its first login."""
+    url = base_url.rstrip("/") + _PATH
+    deadline = time.monotonic() + _RATE_LIMIT_WAIT
+    while True:
+        got = _call("GET", url)
+        nonce = got.body.get("nonce")
+        if got.status != 200 or not isinstance(nonce, str):
+            raise HomeserverError(
+                f"the homeserver at {base_url} did not give a registration nonce "
+                f"(HTTP {got.status}); is it a Synapse with the admin API on this URL?",
+                errcode=str(got.body.get("errcode") or "") or None,
+            )
+        payload: dict[str, Any] = {
+            "nonce": nonce,
+            "username": localpart,
+            "password": password,
+            "admin": admin,
+            "mac": _mac(shared_secret, nonce, localpart, password, admin),
+        }
+        if displayname is not None:
+            payload["displayname"] = displayname
+        resp = _call("POST", url, payload)
+        if resp.status == 200:
+            break
+        if resp.body.get("errcode") == "M_LIMIT_EXCEEDED" and time.monotonic() < deadline:
+            retry_ms = resp.body.get("retry_after_ms")
+            wait = retry_ms / 1000 if isinstance(retry_ms, (int, float)) else 0.5
+            time.sleep(min(max(wait, 0.05), 2.0))
+            continue
+        raise _failure(resp, localpart)
+    body = resp.body
+    user_id, token, device = body.get("user_id"), body.get("access_token"), body.get("device_id")
+    if not (isinstance(user_id, str) and isinstance(token, str) and isinstance(device, str)):
+        raise HomeserverError(
+            f"the homeserver registered {localpart!r} but its answer lacked user_id, "
+            "access_token or device_id"
+        )
+    return RegisteredAccount(user_id=user_id, access_token=token, device_id=device)

@@ -1,0 +1,297 @@
+"""A thin async wrapper over matrix-nio: our types in, our errors out.
+
+nio returns error objects instead of raising and retries dead connections forever by
+default; this wrapper turns both into ClaudeMatrixError subclasses with a next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+import nio
+
+from claudematrix.errors import (
+    HomeserverError,
+    HomeserverUnavailable,
+    RegistrationFailed,
+    UnknownRecipient,
+)
+from claudematrix.ids import EventID, RoomAlias, RoomID, UserID
+
+__all__ = ["MatrixClient", "SessionCredentials", "SYNC_FILTER"]
+
+T = TypeVar("T")
+
+# nio logs every error response it validates (e.g. a 404 for an alias we only probe) to the
+# root logger, which would print to the user's terminal; our errors carry what matters.
+logging.getLogger("nio").addHandler(logging.NullHandler())
+logging.getLogger("nio").propagate = False
+
+# Large timeline windows: /sync otherwise returns 10 events per room and marks the rest
+# "limited" (PLATFORM.md); we still backfill whatever a limited timeline leaves out.
+SYNC_FILTER: dict[str, Any] = {
+    "presence": {"not_types": ["*"]},
+    "account_data": {"not_types": ["*"]},
+    "room": {
+        "timeline": {"limit": 100, "types": ["m.room.message", "m.room.member"]},
+        "ephemeral": {"not_types": ["*"]},
+        "account_data": {"not_types": ["*"]},
+    },
+}
+
+
+@dataclass(frozen=True)
+class SessionCredentials:
+    homeserver: str
+    user_id: UserID
+    access_token: str
+    device_id: str
+
+    def __repr__(self) -> str:  # never show the token
+        return f"SessionCredentials(user_id={self.user_id!r}, device_id={self.device_id!r})"
+
+
+def _config() -> nio.AsyncClientConfig:
+    return nio.AsyncClientConfig(
+        max_timeouts=0,
+        max_limit_exceeded=5,
+        request_timeout=30,
+        store_sync_tokens=False,
+        encryption_enabled=False,
+    )
+
+
+def _unavailable(url: str) -> HomeserverUnavailable:
+    return HomeserverUnavailable(
+        f"cannot reach the homeserver at {url}: start it with `claudematrix up` "
+        "(or check CLAUDEMATRIX_HOMESERVER)"
+    )
+
+
+class MatrixClient:
+    def __init__(self, creds: SessionCredentials) -> None:
+        self.creds = creds
+        self.user_id = creds.user_id
+        self._nio = nio.AsyncClient(
+            creds.homeserver, creds.user_id, device_id=creds.device_id, config=_config()
+        )
+        self._nio.restore_login(creds.user_id, creds.device_id, creds.access_token)
+
+    async def close(self) -> None:
+        await self._nio.close()
+
+    async def _call(self, what: str, request: Awaitable[T]) -> T:
+        try:
+            response = await request
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError, TimeoutError):
+            raise _unavailable(self.creds.homeserver) from None
+        if isinstance(response, nio.ErrorResponse):
+            code = response.status_code or ""
+            if code == "M_UNKNOWN_TOKEN":
+                raise HomeserverError(
+                    f"{what}: the homeserver no longer accepts this session's login; "
+                    "run the command again to log in afresh",
+                    code,
+                )
+            raise HomeserverError(f"{what} failed: {response.message} ({code})", code)
+        return response
+
+    # --- account ------------------------------------------------------------------------
+
+    @staticmethod
+    async def login(homeserver: str, user: str, password: str, device: str) -> SessionCredentials:
+        client = nio.AsyncClient(homeserver, user, config=_config())
+        try:
+            try:
+                resp = await client.login(password=password, device_name=device)
+            except (aiohttp.ClientConnectionError, asyncio.TimeoutError):
+                raise _unavailable(homeserver) from None
+            if isinstance(resp, nio.LoginError):
+                raise HomeserverError(
+                    f"login as {user} failed: {resp.message}; check the password", resp.status_code
+                )
+            return SessionCredentials(homeserver, UserID(resp.user_id), resp.access_token,
+                                      resp.device_id)
+        finally:
+            await client.close()
+
+    @staticmethod
+    async def register_with_token(
+        homeserver: str, localpart: str, password: str, token: str, device: str
+    ) -> SessionCredentials:
+        client = nio.AsyncClient(homeserver, localpart, config=_config())
+        try:
+            try:
+                resp = await client.register_with_token(localpart, password, token, device)
+            except (aiohttp.ClientConnectionError, asyncio.TimeoutError):
+                raise _unavailable(homeserver) from None
+            if isinstance(resp, nio.ErrorResponse):
+                raise RegistrationFailed(
+                    f"registering {localpart} failed: {resp.message}", resp.status_code
+                )
+            return SessionCredentials(homeserver, UserID(resp.user_id), resp.access_token,
+                                      resp.device_id)
+        finally:
+            await client.close()
+
+    async def whoami(self) -> UserID:
+        resp = await self._call("whoami", self._nio.whoami())
+        return UserID(resp.user_id)
+
+    async def set_displayname(self, name: str) -> None:
+        await self._call("setting the display name", self._nio.set_displayname(name))
+
+    async def displayname(self, user: UserID) -> str | None:
+        try:
+            resp = await self._call("looking up a profile", self._nio.get_displayname(user))
+        except HomeserverError as exc:
+            if exc.errcode == "M_NOT_FOUND":
+                return None
+            raise
+        return str(resp.displayname or "")
+
+    async def require_user(self, user: UserID) -> str:
+        """The user's display name; UnknownRecipient if the homeserver knows no such user."""
+        try:
+            resp = await self._call("looking up a profile", self._nio.get_profile(user))
+        except HomeserverError as exc:
+            # Synapse answers an unknown local user with 404 M_UNKNOWN "No row found".
+            missing = "no row found" in exc.message.lower() or "not found" in exc.message.lower()
+            if missing or exc.errcode in ("M_NOT_FOUND", "M_INVALID_PARAM"):
+                raise UnknownRecipient(
+                    f"no Matrix user {user} exists: check the ID, or run `claudematrix "
+                    "contacts` to see who you can reach"
+                ) from None
+            raise
+        return str(resp.displayname or "")
+
+    async def change_password(self, old: str, new: str) -> None:
+        # nio has no call for this one endpoint; it is plain client-server API.
+        url = f"{self.creds.homeserver}/_matrix/client/v3/account/password"
+        body = {
+            "new_password": new,
+            "logout_devices": False,
+            "auth": {
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": self.user_id},
+                "password": old,
+            },
+        }
+        headers = {"Authorization": f"Bearer {self.creds.access_token}"}
+        try:
+            async with aiohttp.ClientSession() as http, http.post(
+                url, json=body, headers=headers
+            ) as resp:
+                if resp.status != 200:
+                    data = await resp.json(content_type=None)
+                    raise HomeserverError(
+                        f"changing the password failed: {data.get('error', resp.status)}",
+                        data.get("errcode"),
+                    )
+        except aiohttp.ClientConnectionError:
+            raise _unavailable(self.creds.homeserver) from None
+
+    # --- rooms --------------------------------------------------------------------------
+
+    async def create_dm(self, peer: UserID) -> RoomID:
+        resp = await self._call(
+            f"starting a conversation with {peer}",
+            self._nio.room_create(
+                is_direct=True,
+                invite=[peer],
+                preset=nio.RoomPreset.trusted_private_chat,
+                federate=True,
+            ),
+        )
+        return RoomID(resp.room_id)
+
+    async def create_invite_only_room(self, alias_localpart: str, name: str, topic: str) -> RoomID:
+        resp = await self._call(
+            f"creating room #{alias_localpart}",
+            self._nio.room_create(
+                alias=alias_localpart,
+                name=name,
+                topic=topic,
+                preset=nio.RoomPreset.private_chat,
+                initial_state=[
+                    {"type": "m.room.history_visibility", "content": {"history_visibility":
+                                                                      "shared"}},
+                ],
+            ),
+        )
+        return RoomID(resp.room_id)
+
+    async def resolve_alias(self, alias: RoomAlias) -> RoomID | None:
+        try:
+            resp = await self._call("resolving " + alias, self._nio.room_resolve_alias(alias))
+        except HomeserverError as exc:
+            if exc.errcode == "M_NOT_FOUND":
+                return None
+            raise
+        return RoomID(resp.room_id)
+
+    async def invite(self, room: RoomID, user: UserID) -> None:
+        try:
+            await self._call(f"inviting {user}", self._nio.room_invite(room, user))
+        except HomeserverError as exc:
+            if "already in the room" not in exc.message and "is already joined" not in (
+                exc.message
+            ):
+                raise
+
+    async def join(self, room: str) -> RoomID:
+        resp = await self._call(f"joining {room}", self._nio.join(room))
+        return RoomID(resp.room_id)
+
+    async def leave(self, room: RoomID) -> None:
+        await self._call(f"leaving {room}", self._nio.room_leave(room))
+
+    async def joined_members(self, room: RoomID) -> dict[UserID, str]:
+        resp = await self._call("listing room members", self._nio.joined_members(room))
+        return {UserID(m.user_id): str(m.display_name or "") for m in resp.members}
+
+    async def send(self, room: RoomID, content: dict[str, Any], txn_id: str) -> EventID:
+        """Send with a caller-chosen transaction id: a retry with the same id is a no-op."""
+        resp = await self._call(
+            "sending the message",
+            self._nio.room_send(room, "m.room.message", content, tx_id=txn_id),
+        )
+        return EventID(resp.event_id)
+
+    async def mark_read(self, room: RoomID, event: EventID) -> None:
+        await self._call("sending a read receipt", self._nio.room_read_markers(room, event, event))
+
+    # --- sync ---------------------------------------------------------------------------
+
+    async def sync(
+        self, since: str | None, timeout_ms: int, *, full_state: bool = False
+    ) -> nio.SyncResponse:
+        resp = await self._call(
+            "syncing",
+            self._nio.sync(
+                timeout=timeout_ms, sync_filter=SYNC_FILTER, since=since, full_state=full_state
+            ),
+        )
+        assert isinstance(resp, nio.SyncResponse)
+        return resp
+
+    async def messages_before(
+        self, room: RoomID, token: str | None, limit: int = 100
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of history going back from `token`: (events newest first, next token)."""
+        resp = await self._call(
+            "fetching history",
+            self._nio.room_messages(
+                room,
+                start=token,
+                limit=limit,
+                message_filter={"types": ["m.room.message"]},
+            ),
+        )
+        events = [e.source for e in resp.chunk if isinstance(getattr(e, "source", None), dict)]
+        return events, (resp.end if resp.chunk else None)

@@ -1,0 +1,95 @@
+"""Message <-> Matrix event content.
+
+Our fields ride beside a normal `body`, so Element and other clients show messages well
+while sessions get subject and label back exactly.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from claudematrix.ids import EventID, RoomID, UserID
+from claudematrix.types import Direction, Label, Message
+
+__all__ = ["NAMESPACE", "build_content", "message_from_event", "subject_from_text"]
+
+NAMESPACE = "com.claudematrix"
+_SUBJECT_FROM_BODY_CHARS = 72
+
+
+def build_content(
+    subject: str, text: str, label: Label, reply_to: EventID | None = None
+) -> dict[str, Any]:
+    plain = f"[{subject}] {text}" if subject else text
+    rich = f"<b>{html.escape(subject)}</b><br>" if subject else ""
+    rich += html.escape(text).replace("\n", "<br>")
+    content: dict[str, Any] = {
+        "msgtype": "m.text",
+        "body": plain,
+        "format": "org.matrix.custom.html",
+        "formatted_body": rich,
+        NAMESPACE: {"v": 1, "subject": subject, "label": label.value, "text": text},
+    }
+    if reply_to:
+        content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
+    return content
+
+
+def subject_from_text(text: str) -> str:
+    """People in ordinary clients send no subject: use the start of the first line."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    if len(first) <= _SUBJECT_FROM_BODY_CHARS:
+        return first
+    return first[: _SUBJECT_FROM_BODY_CHARS - 1].rstrip() + "…"
+
+
+def _label(value: Any) -> Label:
+    try:
+        return Label(str(value))
+    except ValueError:
+        # An unknown label must not travel further than the strictest one allows.
+        return Label.SECRET
+
+
+def message_from_event(
+    event: dict[str, Any],
+    room_id: RoomID,
+    me: UserID,
+    *,
+    sender_name: str = "",
+    peer: UserID | None = None,
+) -> Message | None:
+    """A room event as a Message, or None if it is not a text message."""
+    if event.get("type") != "m.room.message" or "event_id" not in event:
+        return None
+    content = event.get("content") or {}
+    if not isinstance(content, dict) or content.get("msgtype") not in ("m.text", "m.notice"):
+        return None
+    ours = content.get(NAMESPACE)
+    if isinstance(ours, dict) and isinstance(ours.get("text"), str):
+        text = ours["text"]
+        subject = str(ours.get("subject") or "")
+        label = _label(ours.get("label", Label.PRIVATE.value))
+    else:
+        text = str(content.get("body", ""))
+        subject = subject_from_text(text)
+        label = Label.PRIVATE
+    relates = content.get("m.relates_to") or {}
+    reply = relates.get("m.in_reply_to", {}) if isinstance(relates, dict) else {}
+    reply_to = reply.get("event_id") if isinstance(reply, dict) else None
+    sender = UserID(str(event.get("sender", "")))
+    outgoing = sender == me
+    return Message(
+        event_id=EventID(str(event["event_id"])),
+        room_id=room_id,
+        sender=sender,
+        sender_name=sender_name,
+        direction=Direction.OUT if outgoing else Direction.IN,
+        subject=subject,
+        body=text,
+        label=label,
+        origin_ts=int(event.get("origin_server_ts", 0)),
+        reply_to=EventID(reply_to) if isinstance(reply_to, str) else None,
+        recipient=peer if outgoing else me,
+    )

@@ -1,0 +1,39 @@
+"""The privacy table of SPEC.md: the one place that says who may see what.
+
+Every outbound path (message send, profile/status publish, directory listing, public post)
+asks `check` before anything leaves the machine.
+"""
+
+from __future__ import annotations
+
+from claudematrix.errors import PolicyRefused
+from claudematrix.types import Audience, Label
+
+__all__ = ["allows", "check", "AUDIENCES_FOR"]
+
+# label -> audiences it may reach (SPEC.md "Privacy modes and message labels")
+AUDIENCES_FOR: dict[Label, frozenset[Audience]] = {
+    Label.SECRET: frozenset({Audience.SELF}),
+    Label.PRIVATE: frozenset({Audience.SELF, Audience.PROJECT, Audience.MACHINE}),
+    Label.TRUSTED: frozenset(
+        {Audience.SELF, Audience.PROJECT, Audience.MACHINE, Audience.TRUSTED}
+    ),
+    Label.PUBLIC: frozenset(Audience),
+}
+
+
+def allows(label: Label, audience: Audience) -> bool:
+    return audience in AUDIENCES_FOR[label]
+
+
+def check(label: Label, audience: Audience, what: str, whom: str) -> None:
+    """Refuse, never downgrade: a label that does not reach `audience` is an error."""
+    if allows(label, audience):
+        return
+    widest = next(
+        (lbl.value for lbl in Label if audience in AUDIENCES_FOR[lbl]), Label.PUBLIC.value
+    )
+    raise PolicyRefused(
+        f"refused: {what} is labelled {label.value}, and {whom} is {audience.value}; "
+        f"a {label.value} label does not reach them (label it {widest} if it may travel that far)"
+    )

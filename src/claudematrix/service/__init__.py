@@ -1,0 +1,5 @@
+"""Wires store + Matrix client + sync for one identity; the CLI and MCP server call only this."""
+
+from claudematrix.service.session import Progress, Service, WhoAmI, stderr_progress
+
+__all__ = ["Service", "WhoAmI", "Progress", "stderr_progress"]

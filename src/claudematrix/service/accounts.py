@@ -1,0 +1,147 @@
+"""Matrix accounts for identities: created on first use, reused ever after (0600 files)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+from pathlib import Path
+
+from claudematrix import homeserver
+from claudematrix.config import Config
+from claudematrix.errors import ConfigError, RegistrationFailed, StateCorrupt
+from claudematrix.ids import UserID
+from claudematrix.locks import FileLock
+from claudematrix.matrix import MatrixClient, SessionCredentials
+from claudematrix.paths import identity_dir, read_json, write_json_private
+
+__all__ = [
+    "ensure_account",
+    "load_account",
+    "account_path",
+    "stored_password",
+    "remember_password",
+]
+
+
+def account_path(slug: str) -> Path:
+    return identity_dir(slug) / "account.json"
+
+
+def load_account(config: Config, slug: str) -> SessionCredentials | None:
+    data = read_json(account_path(slug))
+    if data is None:
+        return None
+    try:
+        return SessionCredentials(
+            homeserver=config.homeserver_url,
+            user_id=UserID(data["user_id"]),
+            access_token=str(data["access_token"]),
+            device_id=str(data["device_id"]),
+        )
+    except (KeyError, TypeError):
+        raise StateCorrupt(
+            f"{account_path(slug)} lacks the account fields; move it aside and run again "
+            "to create a new account"
+        ) from None
+
+
+def stored_password(slug: str) -> str | None:
+    data = read_json(account_path(slug)) or {}
+    value = data.get("password")
+    return str(value) if value else None
+
+
+def remember_password(slug: str, password: str) -> None:
+    data = read_json(account_path(slug)) or {}
+    data["password"] = password
+    write_json_private(account_path(slug), data)
+
+
+def _save(slug: str, creds: SessionCredentials, password: str | None) -> None:
+    write_json_private(
+        account_path(slug),
+        {
+            "user_id": creds.user_id,
+            "access_token": creds.access_token,
+            "device_id": creds.device_id,
+            "password": password,
+            "homeserver": creds.homeserver,
+        },
+    )
+
+
+async def _register(config: Config, localpart: str, password: str) -> SessionCredentials:
+    device = f"claudematrix@{socket.gethostname()}"
+    if config.embedded or config.registration_shared_secret:
+        secret = await asyncio.to_thread(homeserver.registration_shared_secret, config)
+        account = await asyncio.to_thread(
+            homeserver.register_account, config.homeserver_url, secret, localpart, password
+        )
+        return SessionCredentials(
+            config.homeserver_url,
+            UserID(account.user_id),
+            account.access_token,
+            account.device_id,
+        )
+    if config.registration_token:
+        return await MatrixClient.register_with_token(
+            config.homeserver_url, localpart, password, config.registration_token, device
+        )
+    raise ConfigError(
+        f"cannot create an account on {config.homeserver_url}: set "
+        "CLAUDEMATRIX_REGISTRATION_TOKEN (or CLAUDEMATRIX_REGISTRATION_SHARED_SECRET)"
+    )
+
+
+async def _external_owner(config: Config) -> SessionCredentials | None:
+    """On an external server the person may already have an account: use it."""
+    if config.embedded or not config.owner_user:
+        return None
+    if config.owner_access_token:
+        probe = MatrixClient(
+            SessionCredentials(config.homeserver_url, UserID(config.owner_user),
+                               config.owner_access_token, "")
+        )
+        try:
+            user = await probe.whoami()
+        finally:
+            await probe.close()
+        return SessionCredentials(config.homeserver_url, user, config.owner_access_token, "")
+    if config.owner_password:
+        return await MatrixClient.login(
+            config.homeserver_url, config.owner_user, config.owner_password,
+            f"claudematrix@{socket.gethostname()}",
+        )
+    return None
+
+
+async def ensure_account(
+    config: Config, slug: str, localparts: list[str], *, is_owner: bool = False
+) -> SessionCredentials:
+    existing = load_account(config, slug)
+    if existing is not None:
+        return existing
+    with FileLock(identity_dir(slug) / "account.lock"):
+        existing = load_account(config, slug)  # made by a concurrent process meanwhile
+        if existing is not None:
+            return existing
+        if is_owner:
+            creds = await _external_owner(config)
+            if creds is not None:
+                _save(slug, creds, None)
+                return creds
+        password = secrets.token_urlsafe(24)
+        last: RegistrationFailed | None = None
+        for localpart in localparts:
+            try:
+                creds = await _register(config, localpart, password)
+            except RegistrationFailed as exc:
+                if exc.errcode != "M_USER_IN_USE":
+                    raise
+                last = exc
+                continue
+            _save(slug, creds, password)
+            return creds
+        assert last is not None
+        raise last

@@ -1,0 +1,66 @@
+"""Turning what a person types as <to> into a Matrix target, and knowing how far it is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from claudematrix.errors import UnknownRecipient
+from claudematrix.ids import (
+    RoomID,
+    UserID,
+    is_room_ref,
+    is_user_id,
+    localpart,
+    parse_room_alias,
+    parse_room_id,
+    parse_user_id,
+)
+from claudematrix.types import Contact
+
+__all__ = ["Target", "parse_target", "match_contact"]
+
+
+@dataclass(frozen=True)
+class Target:
+    user: UserID | None = None
+    room: RoomID | None = None
+    alias: str | None = None
+    label: str = ""  # how to name it back to a person
+
+
+def parse_target(to: str, contacts: list[Contact]) -> Target:
+    to = to.strip()
+    if not to:
+        raise UnknownRecipient("no recipient given: name a contact, a Matrix ID or a room")
+    if is_user_id(to):
+        user = parse_user_id(to)
+        return Target(user=user, label=to)
+    if is_room_ref(to):
+        if to.startswith("!"):
+            return Target(room=parse_room_id(to), label=to)
+        return Target(alias=parse_room_alias(to), label=to)
+    contact = match_contact(to, contacts)
+    return Target(user=contact.user_id, label=f"{contact.display_name} ({contact.user_id})")
+
+
+def match_contact(name: str, contacts: list[Contact]) -> Contact:
+    """Exact localpart or display name first, then a unique prefix."""
+    wanted = name.lower()
+
+    def keys(c: Contact) -> list[str]:
+        lp = localpart(c.user_id).lower()
+        return [lp, lp.removeprefix("cc-"), c.display_name.lower()]
+
+    exact = [c for c in contacts if wanted in keys(c)]
+    if len(exact) == 1:
+        return exact[0]
+    pool = exact or [c for c in contacts if any(k.startswith(wanted) for k in keys(c))]
+    if len(pool) == 1:
+        return pool[0]
+    if not pool:
+        raise UnknownRecipient(
+            f"no contact matches {name!r}: run `claudematrix contacts` to see who you can "
+            "reach, or give a Matrix ID like @name:server"
+        )
+    options = ", ".join(f"{c.display_name} ({c.user_id})" for c in pool[:5])
+    raise UnknownRecipient(f"{name!r} matches several contacts: {options}; use the Matrix ID")

@@ -1,0 +1,372 @@
+"""Service: one identity's account, store and sync, wired together for the CLI and MCP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from claudematrix import homeserver, policy
+from claudematrix.config import Config
+from claudematrix.errors import (
+    EmptyMessage,
+    HomeserverUnavailable,
+    InvalidInput,
+    LockHeld,
+    MessageTooLarge,
+    UnknownRecipient,
+)
+from claudematrix.identity import OWNER, Identity, display_name_for
+from claudematrix.ids import RoomID, UserID
+from claudematrix.locks import FileLock
+from claudematrix.matrix import MatrixClient, SessionCredentials, build_content
+from claudematrix.matrix.sync import Invite, sync_once
+from claudematrix.paths import identity_dir
+from claudematrix.service.accounts import ensure_account, load_account
+from claudematrix.service.lobby import join_lobby, machine_user
+from claudematrix.service.recipients import parse_target
+from claudematrix.store import RoomRecord, Store
+from claudematrix.types import MAX_MESSAGE_BYTES, Audience, Contact, Direction, Label, Message
+from claudematrix.workspace import Workspace, detect_workspace
+
+__all__ = ["Service", "WhoAmI", "Progress", "stderr_progress"]
+
+Progress = Callable[[str], None]
+_BACKOFF_START_S = 0.25
+_BACKOFF_MAX_S = 10.0
+
+
+def stderr_progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class WhoAmI:
+    identity: str
+    user_id: UserID
+    display_name: str
+    mode: str
+    homeserver: str
+    project: str
+    branch: str
+    host: str
+
+
+class Service:
+    def __init__(
+        self, config: Config, identity: Identity, *, progress: Progress = stderr_progress
+    ) -> None:
+        self.config = config
+        self.identity = identity
+        self.progress = progress
+        self.dir = identity_dir(identity.slug)
+        self.store = Store(self.dir / "store.db")
+        self.workspace: Workspace = detect_workspace()
+        self.client: MatrixClient | None = None
+        self._sync_lock = FileLock(self.dir / "sync.lock")
+
+    # --- life cycle ---------------------------------------------------------------------
+
+    async def connect(self, *, start_homeserver: bool = True) -> None:
+        """Homeserver running, account ready, profile current, lobby joined, outbox flushed."""
+        if self.config.embedded and start_homeserver:
+            await asyncio.to_thread(homeserver.start, self.config, self.progress)
+        creds = await ensure_account(
+            self.config,
+            self.identity.slug,
+            self.identity.localpart_candidates(),
+            is_owner=self.identity.is_owner,
+        )
+        self.client = MatrixClient(creds)
+        wanted = display_name_for(self.identity, self.workspace)
+        if self.store.setting("display_name") != wanted:
+            await self.client.set_displayname(wanted)
+            self.store.set_setting("display_name", wanted)
+        if self.store.lobby_room() is None:
+            room, members = await join_lobby(self.config, self.client)
+            self.store.save_room(RoomRecord(room, "lobby"))
+            now = int(time.time() * 1000)
+            self.store.save_contacts(
+                [
+                    Contact(user, name, Audience.MACHINE, last_seen_ts=now)
+                    for user, name in members.items()
+                    if user != creds.user_id
+                ]
+            )
+        await self.flush_outbox()
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
+        self._sync_lock.release()
+        self.store.close()
+
+    def _require_client(self) -> MatrixClient:
+        if self.client is None:
+            raise RuntimeError("Service.connect() must run first")
+        return self.client
+
+    @property
+    def creds(self) -> SessionCredentials | None:
+        return load_account(self.config, self.identity.slug)
+
+    # --- sync ---------------------------------------------------------------------------
+
+    def try_own_sync(self) -> bool:
+        """Become this identity's one sync consumer, if nobody else is."""
+        return self._sync_lock.held or self._sync_lock.acquire(blocking=False)
+
+    async def sync(self, timeout_ms: int = 0) -> list[int]:
+        if not self.try_own_sync():
+            raise LockHeld(
+                f"another process is already syncing {self.identity.name}; "
+                "its store is kept current, read it instead"
+            )
+        client = self._require_client()
+        outcome = await sync_once(
+            client, self.store, timeout_ms=timeout_ms, on_invite=self._on_invite
+        )
+        new = list(outcome.new_message_ids)
+        # Rooms joined from invites show their messages only in the next response.
+        for _ in range(3):
+            if not outcome.joined_rooms:
+                break
+            outcome = await sync_once(client, self.store, timeout_ms=0, on_invite=self._on_invite)
+            new += outcome.new_message_ids
+        if new:
+            self._signal_new_mail(max(new))
+        return new
+
+    async def sync_forever(
+        self, stop: asyncio.Event, on_new: Callable[[list[int]], None] | None = None
+    ) -> None:
+        """Long-poll until `stop`; back off while the homeserver is away, then resume."""
+        delay = _BACKOFF_START_S
+        while not stop.is_set():
+            try:
+                new = await self.sync(timeout_ms=30_000)
+            except HomeserverUnavailable:
+                await _wait(stop, delay)
+                delay = min(delay * 2, _BACKOFF_MAX_S)
+                continue
+            delay = _BACKOFF_START_S
+            if new and on_new is not None:
+                on_new(new)
+
+    async def _on_invite(self, invite: Invite) -> RoomRecord | None:
+        client = self._require_client()
+        try:
+            room = await client.join(invite.room_id)
+        except HomeserverUnavailable:
+            raise
+        except Exception:  # noqa: BLE001 - a room that vanished must not stall sync
+            return None
+        peer = invite.inviter if invite.is_direct else None
+        return RoomRecord(room, "dm" if invite.is_direct else "other", peer)
+
+    def _signal_new_mail(self, newest_id: int) -> None:
+        """The cheap marker hooks stat before they look at the store."""
+        marker = self.dir / "mail.marker"
+        marker.write_text(str(newest_id))
+
+    # --- sending ------------------------------------------------------------------------
+
+    def default_label(self) -> Label:
+        return Label.parse(self.store.setting("mode") or Label.PRIVATE.value)
+
+    def _owner_user(self) -> UserID | None:
+        creds = load_account(self.config, OWNER)
+        return creds.user_id if creds else None
+
+    def audience_of(self, user: UserID) -> Audience:
+        creds = self.creds
+        if (creds and user == creds.user_id) or user == self._owner_user():
+            return Audience.SELF
+        for contact in self.store.contacts():
+            if contact.user_id == user:
+                return contact.audience
+        return Audience.ANYONE
+
+    def where(self, message: Message) -> Audience:
+        """Where the other party of a message stands: same machine, remote, ..."""
+        other = message.sender if message.direction is Direction.IN else message.recipient
+        return self.audience_of(other) if other else Audience.ANYONE
+
+    async def send(
+        self,
+        to: str,
+        text: str,
+        *,
+        subject: str = "",
+        label: str | Label | None = None,
+        reply_to: str | None = None,
+    ) -> Message:
+        if not text.strip():
+            raise EmptyMessage("the message is empty: give the text to send")
+        size = len(text.encode()) + len(subject.encode())
+        if size > MAX_MESSAGE_BYTES:
+            raise MessageTooLarge(
+                f"the message is {size} bytes; the limit is {MAX_MESSAGE_BYTES // 1024} KiB: "
+                "split it, or send a path to a file instead"
+            )
+        if "\n" in subject or len(subject) > 200:
+            raise InvalidInput("the subject must be one line of at most 200 characters")
+        chosen = label if isinstance(label, Label) else (
+            Label.parse(label) if label else self.default_label()
+        )
+        reply_event = self.store.message(reply_to).event_id if reply_to else None
+        try:
+            target = parse_target(to, self.contacts(include_owner=True))
+        except UnknownRecipient:
+            await self.refresh_lobby()  # someone who joined since our last sync
+            target = parse_target(to, self.contacts(include_owner=True))
+        client = self._require_client()
+        if target.user is not None:
+            audience = self.audience_of(target.user)
+            if audience is Audience.ANYONE and await self.refresh_lobby():
+                audience = self.audience_of(target.user)
+            if audience is Audience.ANYONE:
+                await client.require_user(target.user)  # "no such user" beats "refused"
+            policy.check(chosen, audience, "this message", target.label)
+            room = self.store.dm_room(target.user) or await self._open_dm(target.user)
+            recipient = target.user
+        else:
+            room = target.room or await client.join(str(target.alias))
+            audience = await self._room_audience(room)
+            policy.check(chosen, audience, "this message", f"someone in {target.label}")
+            recipient = UserID(str(room))
+        content = build_content(subject, text, chosen, reply_event)
+        txn = uuid.uuid4().hex
+        self.store.outbox_add(txn, room, recipient, json.dumps(content))
+        return await self._deliver(txn, room, recipient, content)
+
+    async def _deliver(
+        self, txn: str, room: RoomID, recipient: str, content: dict[str, object]
+    ) -> Message:
+        client = self._require_client()
+        try:
+            event_id = await client.send(room, content, txn)
+        except HomeserverUnavailable as exc:
+            raise HomeserverUnavailable(
+                f"{exc} (the message is queued and goes out with the next claudematrix "
+                "command once the homeserver is back)"
+            ) from None
+        ours = content.get("com.claudematrix")
+        fields = ours if isinstance(ours, dict) else {}
+        message = Message(
+            event_id=event_id,
+            room_id=room,
+            sender=client.user_id,
+            sender_name=self.store.setting("display_name") or "",
+            direction=Direction.OUT,
+            subject=str(fields.get("subject", "")),
+            body=str(fields.get("text", content.get("body", ""))),
+            label=Label.parse(str(fields.get("label", "private"))),
+            origin_ts=int(time.time() * 1000),
+            recipient=UserID(recipient),
+            read=True,
+        )
+        self.store.outbox_done(txn, message)
+        return self.store.message(event_id)
+
+    async def flush_outbox(self) -> int:
+        pending = self.store.outbox_pending()
+        for txn, room, recipient, content in pending:
+            await self._deliver(txn, room, recipient, json.loads(content))
+        return len(pending)
+
+    async def refresh_lobby(self) -> bool:
+        """Read the lobby's members from the homeserver: the authority on "same machine"."""
+        lobby = self.store.lobby_room()
+        if lobby is None:
+            return False
+        members = await self._require_client().joined_members(lobby)
+        hidden = {machine_user(self.config)}
+        now = int(time.time() * 1000)
+        self.store.save_contacts(
+            [Contact(u, n, Audience.MACHINE, last_seen_ts=now) for u, n in members.items()
+             if u not in hidden]
+        )
+        return True
+
+    async def _open_dm(self, user: UserID) -> RoomID:
+        client = self._require_client()
+        name = await client.require_user(user)
+        room = await client.create_dm(user)
+        self.store.save_room(RoomRecord(room, "dm", user))
+        if not any(c.user_id == user for c in self.store.contacts()):
+            self.store.save_contacts([Contact(user, name, self.audience_of(user))])
+        return room
+
+    async def _room_audience(self, room: RoomID) -> Audience:
+        if room == self.store.lobby_room():
+            return Audience.MACHINE
+        members = await self._require_client().joined_members(room)
+        order = list(Audience)
+        widest = Audience.SELF
+        for user in members:
+            audience = self.audience_of(user)
+            if order.index(audience) > order.index(widest):
+                widest = audience
+        return widest
+
+    # --- reading (local store only: fast, and works while the homeserver is away) --------
+
+    def inbox(self, *, include_read: bool = False, limit: int = 50) -> list[Message]:
+        return self.store.inbox(include_read=include_read, limit=limit)
+
+    def read(self, ref: str) -> Message:
+        message = self.store.message(ref)
+        if message.local_id is not None and not message.read:
+            self.store.mark_read(message.local_id)
+        return self.store.message(str(message.local_id))
+
+    def search(self, query: str, *, limit: int = 20) -> list[Message]:
+        if not query.strip():
+            raise InvalidInput("the search query is empty: give words to look for")
+        return self.store.search(query, limit=limit)
+
+    def contacts(self, *, include_owner: bool = False) -> list[Contact]:
+        hidden = {machine_user(self.config)}
+        creds = self.creds
+        if creds is not None:
+            hidden.add(creds.user_id)
+        owner = self._owner_user()
+        listed = [
+            replace(c, audience=Audience.SELF) if c.user_id == owner else c
+            for c in self.store.contacts()
+            if c.user_id not in hidden
+        ]
+        if include_owner and owner and owner not in hidden and all(
+            c.user_id != owner for c in listed
+        ):
+            listed.append(Contact(owner, "owner", Audience.SELF))
+        return listed
+
+    def whoami(self) -> WhoAmI:
+        creds = self.creds
+        return WhoAmI(
+            identity=self.identity.name,
+            user_id=creds.user_id if creds else UserID(""),
+            display_name=self.store.setting("display_name") or "",
+            mode=self.default_label().value,
+            homeserver=self.config.homeserver_url,
+            project=self.workspace.project,
+            branch=self.workspace.branch,
+            host=self.workspace.host,
+        )
+
+    def unread_count(self) -> int:
+        return self.store.unread_count()
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except asyncio.TimeoutError:
+        pass

@@ -1,0 +1,5 @@
+"""The local store: one SQLite database per identity, the only thing hooks ever read."""
+
+from claudematrix.store._store import RoomRecord, Store, SyncBatch
+
+__all__ = ["Store", "SyncBatch", "RoomRecord"]

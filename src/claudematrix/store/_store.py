@@ -1,0 +1,338 @@
+"""Store: messages, rooms, contacts, the sync token and the outbox of one identity."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from claudematrix.errors import UnknownMessage
+from claudematrix.ids import EventID, RoomID, UserID
+from claudematrix.store._connect import connect
+from claudematrix.store.migrations import migrate
+from claudematrix.types import Audience, Contact, Direction, Label, Message
+
+__all__ = ["Store", "SyncBatch", "RoomRecord"]
+
+
+@dataclass(frozen=True)
+class RoomRecord:
+    room_id: RoomID
+    kind: str  # 'dm' | 'lobby' | 'other'
+    peer: UserID | None = None
+    joined: bool = True
+
+
+@dataclass
+class SyncBatch:
+    """Everything one /sync response changes; committed together with its token."""
+
+    next_batch: str | None
+    messages: list[Message] = field(default_factory=list)
+    rooms: list[RoomRecord] = field(default_factory=list)
+    contacts: list[Contact] = field(default_factory=list)
+    lobby_left: list[UserID] = field(default_factory=list)
+
+
+_MESSAGE_COLUMNS = (
+    "id, event_id, room_id, sender, sender_name, recipient, direction, subject, body, label, "
+    "origin_ts, reply_to, read, announced"
+)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _row_to_message(row: sqlite3.Row) -> Message:
+    return Message(
+        local_id=int(row["id"]),
+        event_id=EventID(row["event_id"]),
+        room_id=RoomID(row["room_id"]),
+        sender=UserID(row["sender"]),
+        sender_name=row["sender_name"],
+        recipient=UserID(row["recipient"]) if row["recipient"] else None,
+        direction=Direction(row["direction"]),
+        subject=row["subject"],
+        body=row["body"],
+        label=Label(row["label"]),
+        origin_ts=int(row["origin_ts"]),
+        reply_to=EventID(row["reply_to"]) if row["reply_to"] else None,
+        read=bool(row["read"]),
+        announced=bool(row["announced"]),
+    )
+
+
+def _fts_query(text: str) -> str:
+    """Every word must appear; quoting keeps FTS5 operators in user text literal."""
+    words = [w.replace('"', '""') for w in text.split()]
+    return " ".join(f'"{w}"' for w in words)
+
+
+class Store:
+    def __init__(self, path: Path | str) -> None:
+        self.path = path
+        self._conn = connect(path)
+        migrate(self._conn)
+
+    @classmethod
+    def in_memory(cls) -> Store:
+        return cls(":memory:")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # --- sync -------------------------------------------------------------------------
+
+    def next_batch(self) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'next_batch'").fetchone()
+        return str(row[0]) if row else None
+
+    def commit_sync(self, batch: SyncBatch) -> list[int]:
+        """Commit a sync response atomically. Returns local ids of new incoming messages."""
+        with self._transaction() as conn:
+            new_ids = self._insert_messages(conn, batch.messages)
+            for room in batch.rooms:
+                conn.execute(
+                    "INSERT INTO rooms (room_id, kind, peer, joined) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (room_id) DO UPDATE SET kind = excluded.kind, "
+                    "peer = COALESCE(excluded.peer, rooms.peer), joined = excluded.joined",
+                    (room.room_id, room.kind, room.peer, int(room.joined)),
+                )
+            self._upsert_contacts(conn, batch.contacts)
+            for user in batch.lobby_left:
+                conn.execute("UPDATE contacts SET in_lobby = 0 WHERE user_id = ?", (user,))
+            if batch.next_batch is not None:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('next_batch', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (batch.next_batch,),
+                )
+        return new_ids
+
+    def _insert_messages(self, conn: sqlite3.Connection, messages: Iterable[Message]) -> list[int]:
+        new_ids: list[int] = []
+        received = _now_ms()
+        for m in messages:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO messages (event_id, room_id, sender, sender_name, "
+                "recipient, direction, subject, body, label, origin_ts, received_ts, reply_to, "
+                "read) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    m.event_id,
+                    m.room_id,
+                    m.sender,
+                    m.sender_name,
+                    m.recipient,
+                    m.direction.value,
+                    m.subject,
+                    m.body,
+                    m.label.value,
+                    m.origin_ts,
+                    received,
+                    m.reply_to,
+                    int(m.read or m.direction is Direction.OUT),
+                ),
+            )
+            if cursor.rowcount and m.direction is Direction.IN:
+                new_ids.append(int(cursor.lastrowid or 0))
+        return new_ids
+
+    def record_sent(self, message: Message) -> None:
+        with self._transaction() as conn:
+            self._insert_messages(conn, [message])
+
+    def has_event(self, event_id: EventID) -> bool:
+        row = self._conn.execute("SELECT 1 FROM messages WHERE event_id = ?", (event_id,))
+        return row.fetchone() is not None
+
+    # --- settings of this identity (mode, published display name) ----------------------
+
+    def setting(self, key: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT value FROM meta WHERE key = ?", ("setting:" + key,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def set_setting(self, key: str, value: str) -> None:
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            ("setting:" + key, value),
+        )
+
+    # --- reading ----------------------------------------------------------------------
+
+    def inbox(self, *, include_read: bool = False, limit: int = 50) -> list[Message]:
+        """Incoming messages, newest first."""
+        where = "direction = 'in'" + ("" if include_read else " AND read = 0")
+        rows = self._conn.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {where} ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [_row_to_message(r) for r in rows]
+
+    def message(self, ref: str) -> Message:
+        """A message by its short local id or its Matrix event id."""
+        ref = ref.strip()
+        if ref.isdigit():
+            row = self._conn.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (int(ref),)
+            ).fetchone()
+        else:
+            row = self._conn.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE event_id = ?", (ref,)
+            ).fetchone()
+        if row is None:
+            raise UnknownMessage(
+                f"no message {ref!r} here: run `claudematrix inbox --all` to see message ids"
+            )
+        return _row_to_message(row)
+
+    def mark_read(self, local_id: int) -> None:
+        self._conn.execute("UPDATE messages SET read = 1 WHERE id = ?", (local_id,))
+
+    def search(self, query: str, *, limit: int = 20) -> list[Message]:
+        fts = _fts_query(query)
+        if not fts:
+            return []
+        rows = self._conn.execute(
+            f"SELECT {', '.join('m.' + c.strip() for c in _MESSAGE_COLUMNS.split(','))} "
+            "FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
+            "WHERE messages_fts MATCH ? ORDER BY m.id DESC LIMIT ?",
+            (fts, limit),
+        ).fetchall()
+        return [_row_to_message(r) for r in rows]
+
+    def unread_count(self) -> int:
+        row = self._conn.execute(
+            "SELECT count(*) FROM messages WHERE direction = 'in' AND read = 0"
+        ).fetchone()
+        return int(row[0])
+
+    def unannounced(self, *, limit: int = 20) -> list[Message]:
+        rows = self._conn.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE announced = 0 AND direction = 'in' "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [_row_to_message(r) for r in rows]
+
+    def mark_announced(self, up_to_id: int) -> None:
+        self._conn.execute(
+            "UPDATE messages SET announced = 1 WHERE announced = 0 AND id <= ?", (up_to_id,)
+        )
+
+    # --- rooms ------------------------------------------------------------------------
+
+    def dm_room(self, peer: UserID) -> RoomID | None:
+        row = self._conn.execute(
+            "SELECT room_id FROM rooms WHERE kind = 'dm' AND peer = ? AND joined = 1 "
+            "ORDER BY rowid DESC LIMIT 1",
+            (peer,),
+        ).fetchone()
+        return RoomID(row[0]) if row else None
+
+    def room(self, room_id: RoomID) -> RoomRecord | None:
+        row = self._conn.execute(
+            "SELECT room_id, kind, peer, joined FROM rooms WHERE room_id = ?", (room_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        peer = UserID(row["peer"]) if row["peer"] else None
+        return RoomRecord(RoomID(row["room_id"]), row["kind"], peer, bool(row["joined"]))
+
+    def save_room(self, room: RoomRecord) -> None:
+        self.commit_sync(SyncBatch(next_batch=None, rooms=[room]))
+
+    def lobby_room(self) -> RoomID | None:
+        row = self._conn.execute(
+            "SELECT room_id FROM rooms WHERE kind = 'lobby' AND joined = 1 LIMIT 1"
+        ).fetchone()
+        return RoomID(row[0]) if row else None
+
+    # --- contacts ---------------------------------------------------------------------
+
+    def _upsert_contacts(self, conn: sqlite3.Connection, contacts: Sequence[Contact]) -> None:
+        for c in contacts:
+            conn.execute(
+                "INSERT INTO contacts (user_id, display_name, audience, last_seen_ts, status, "
+                "in_lobby) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+                "display_name = CASE WHEN excluded.display_name != '' "
+                "  THEN excluded.display_name ELSE contacts.display_name END, "
+                "audience = excluded.audience, "
+                "last_seen_ts = COALESCE(excluded.last_seen_ts, contacts.last_seen_ts), "
+                "status = CASE WHEN excluded.status != '' THEN excluded.status "
+                "  ELSE contacts.status END, "
+                "in_lobby = MAX(contacts.in_lobby, excluded.in_lobby)",
+                (
+                    c.user_id,
+                    c.display_name,
+                    c.audience.value,
+                    c.last_seen_ts,
+                    c.status,
+                    int(c.audience is Audience.MACHINE),
+                ),
+            )
+
+    def save_contacts(self, contacts: Sequence[Contact]) -> None:
+        with self._transaction() as conn:
+            self._upsert_contacts(conn, contacts)
+
+    def contacts(self) -> list[Contact]:
+        rows = self._conn.execute(
+            "SELECT c.user_id, c.display_name, c.audience, c.last_seen_ts, c.status, "
+            "(SELECT room_id FROM rooms r WHERE r.kind = 'dm' AND r.peer = c.user_id "
+            " AND r.joined = 1 ORDER BY r.rowid DESC LIMIT 1) AS dm_room "
+            "FROM contacts c ORDER BY c.last_seen_ts DESC NULLS LAST, c.display_name"
+        ).fetchall()
+        return [
+            Contact(
+                user_id=UserID(r["user_id"]),
+                display_name=r["display_name"],
+                audience=Audience(r["audience"]),
+                last_seen_ts=r["last_seen_ts"],
+                status=r["status"],
+                dm_room=RoomID(r["dm_room"]) if r["dm_room"] else None,
+            )
+            for r in rows
+        ]
+
+    # --- outbox: a send survives a crash and is retried with the same transaction id ----
+
+    def outbox_add(self, txn_id: str, room_id: RoomID, recipient: str, content: str) -> None:
+        self._conn.execute(
+            "INSERT OR IGNORE INTO outbox (txn_id, room_id, recipient, content, created_ts) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (txn_id, room_id, recipient, content, _now_ms()),
+        )
+
+    def outbox_pending(self) -> list[tuple[str, RoomID, str, str]]:
+        rows = self._conn.execute(
+            "SELECT txn_id, room_id, recipient, content FROM outbox ORDER BY created_ts"
+        ).fetchall()
+        return [(r[0], RoomID(r[1]), r[2], r[3]) for r in rows]
+
+    def outbox_done(self, txn_id: str, sent: Message) -> None:
+        with self._transaction() as conn:
+            self._insert_messages(conn, [sent])
+            conn.execute("DELETE FROM outbox WHERE txn_id = ?", (txn_id,))

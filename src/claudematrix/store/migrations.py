@@ -1,0 +1,103 @@
+"""Ordered schema migrations, tracked by PRAGMA user_version. Append, never edit."""
+
+from __future__ import annotations
+
+import sqlite3
+
+__all__ = ["MIGRATIONS", "migrate", "SCHEMA_VERSION"]
+
+MIGRATIONS: list[str] = [
+    # 1: messages with their headers, full-text index, sync token, rooms, contacts, outbox
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL UNIQUE,
+        room_id TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        sender_name TEXT NOT NULL DEFAULT '',
+        recipient TEXT,
+        direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        subject TEXT NOT NULL DEFAULT '',
+        body TEXT NOT NULL,
+        label TEXT NOT NULL,
+        origin_ts INTEGER NOT NULL,
+        received_ts INTEGER NOT NULL,
+        reply_to TEXT,
+        read INTEGER NOT NULL DEFAULT 0,
+        announced INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX messages_by_direction ON messages (direction, id);
+    CREATE INDEX messages_unread ON messages (direction, read, id);
+    CREATE INDEX messages_unannounced ON messages (announced, direction, id);
+    CREATE VIRTUAL TABLE messages_fts USING fts5 (
+        subject, body, sender_name, content='messages', content_rowid='id'
+    );
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, subject, body, sender_name)
+        VALUES (new.id, new.subject, new.body, new.sender_name);
+    END;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, subject, body, sender_name)
+        VALUES ('delete', old.id, old.subject, old.body, old.sender_name);
+    END;
+    CREATE TABLE rooms (
+        room_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('dm', 'lobby', 'other')),
+        peer TEXT,
+        joined INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE INDEX rooms_by_peer ON rooms (peer);
+    CREATE TABLE contacts (
+        user_id TEXT PRIMARY KEY,
+        display_name TEXT NOT NULL DEFAULT '',
+        audience TEXT NOT NULL,
+        last_seen_ts INTEGER,
+        status TEXT NOT NULL DEFAULT '',
+        in_lobby INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE outbox (
+        txn_id TEXT PRIMARY KEY,
+        room_id TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        content TEXT NOT NULL,
+        created_ts INTEGER NOT NULL
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring a database of any earlier version up to SCHEMA_VERSION, one step per transaction."""
+    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    for version in range(current, SCHEMA_VERSION):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated while we waited for the write lock.
+            if int(conn.execute("PRAGMA user_version").fetchone()[0]) > version:
+                conn.execute("COMMIT")
+                continue
+            for statement in _statements(MIGRATIONS[version]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies whole."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements

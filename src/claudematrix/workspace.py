@@ -1,0 +1,54 @@
+"""What a session is working in: project and git branch, found without running git."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Workspace", "detect_workspace"]
+
+
+@dataclass(frozen=True)
+class Workspace:
+    project: str
+    project_dir: str
+    branch: str
+    host: str
+
+
+def _git_dir(start: Path) -> Path | None:
+    for folder in (start, *start.parents):
+        candidate = folder / ".git"
+        if candidate.is_dir():
+            return candidate
+        if candidate.is_file():  # a worktree: "gitdir: <path>"
+            text = candidate.read_text(errors="replace").strip()
+            if text.startswith("gitdir:"):
+                return (folder / text.split(":", 1)[1].strip()).resolve()
+    return None
+
+
+def _branch(git_dir: Path | None) -> str:
+    if git_dir is None:
+        return ""
+    try:
+        head = (git_dir / "HEAD").read_text(errors="replace").strip()
+    except OSError:
+        return ""
+    if head.startswith("ref: refs/heads/"):
+        return head[len("ref: refs/heads/") :]
+    return head[:8]  # detached HEAD: a short commit id
+
+
+def detect_workspace(project_dir: str | None = None) -> Workspace:
+    base = Path(project_dir or os.environ.get("CLAUDE_PROJECT_DIR") or os.getcwd()).resolve()
+    git_dir = _git_dir(base)
+    root = git_dir.parent if git_dir is not None and git_dir.name == ".git" else base
+    return Workspace(
+        project=root.name or str(root),
+        project_dir=str(root),
+        branch=_branch(git_dir),
+        host=socket.gethostname(),
+    )
