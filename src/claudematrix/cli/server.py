@@ -74,7 +74,8 @@ def hs_status(as_json: bool) -> None:
 
 
 @cli.command(help="Run the MCP stdio server for this Claude Code session.")
-def mcp() -> None:
+@click.pass_context
+def mcp(ctx: click.Context) -> None:
     from claudematrix.mcp_server import serve  # the mcp SDK is only needed here
 
-    serve()
+    serve(ctx.obj.get("as"))

@@ -14,6 +14,7 @@ from claudematrix import homeserver, policy
 from claudematrix.config import Config
 from claudematrix.errors import (
     EmptyMessage,
+    HomeserverError,
     HomeserverUnavailable,
     InvalidInput,
     LockHeld,
@@ -150,7 +151,9 @@ class Service:
         while not stop.is_set():
             try:
                 new = await self.sync(timeout_ms=30_000)
-            except HomeserverUnavailable:
+            except (HomeserverUnavailable, HomeserverError) as exc:
+                if not isinstance(exc, HomeserverUnavailable):
+                    self.progress(f"claudematrix: sync: {exc}")
                 await _wait(stop, delay)
                 delay = min(delay * 2, _BACKOFF_MAX_S)
                 continue
