@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything the tests need, idempotently: the dev venv, a shared Synapse install,
+# and the pinned Claude Code CLI. Output goes to stderr; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+SYNAPSE_VERSION="$(sed -n 's/^SYNAPSE_VERSION = "\(.*\)"/\1/p' src/claudematrix/homeserver/install.py)"
+CLAUDE_CODE_VERSION="2.1.330"
+mkdir -p .cache
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv" >&2
+  "$PYTHON" -m venv .venv
+fi
+stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "setup: installing claudematrix and test tools into .venv" >&2
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]' >&2
+  touch "$stamp"
+fi
+
+if [ ! -x .cache/synapse-venv/bin/python ] || \
+   ! .cache/synapse-venv/bin/python -c "import synapse" 2>/dev/null; then
+  echo "setup: installing Synapse $SYNAPSE_VERSION into .cache/synapse-venv" >&2
+  rm -rf .cache/synapse-venv
+  "$PYTHON" -m venv .cache/synapse-venv
+  .cache/synapse-venv/bin/python -m pip install -q --disable-pip-version-check \
+    "matrix-synapse==$SYNAPSE_VERSION" >&2
+fi
+
+if [ ! -f ".cache/claude-code/node_modules/@anthropic-ai/claude-code/package.json" ] || \
+   ! grep -q "\"version\": \"$CLAUDE_CODE_VERSION\"" \
+     .cache/claude-code/node_modules/@anthropic-ai/claude-code/package.json; then
+  echo "setup: installing Claude Code $CLAUDE_CODE_VERSION from npm" >&2
+  mkdir -p .cache/claude-code
+  (cd .cache/claude-code && npm install --no-fund --no-audit --loglevel=error \
+    "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" >&2)
+fi
+echo "setup: ready" >&2
