@@ -154,6 +154,6 @@ def _run(
             log.write(raw)
             line = raw.decode(errors="replace").strip()
             if progress is not None and line.startswith(_SHOWN_PREFIXES):
-                progress(f"  {line}")
+                progress(f"  {line[:157]}..." if len(line) > 160 else f"  {line}")
     if proc.wait() != 0:
         raise HomeserverInstallFailed(failure)

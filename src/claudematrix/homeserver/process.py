@@ -60,10 +60,11 @@ def _running_pid(paths: HomeserverPaths) -> int | None:
 
 def status(config: Config) -> HomeserverStatus:
     """Cheap: reads the pid file and /proc, and asks the server for /versions (1 s max)."""
-    paths = homeserver_paths(config)
     url = config.homeserver_url
     if not config.embedded:
-        return HomeserverStatus(True, versions_ok(url, timeout=2.0), None, url, paths.log_path)
+        log_path = HomeserverPaths(config.home / "homeserver").log_path  # nothing created
+        return HomeserverStatus(True, versions_ok(url, timeout=2.0), None, url, log_path)
+    paths = homeserver_paths(config)
     pid = _running_pid(paths)
     running = pid is not None and versions_ok(url, timeout=1.0)
     return HomeserverStatus(is_installed(config), running, pid, url, paths.log_path)
@@ -103,9 +104,12 @@ def start(config: Config, progress: Callable[[str], None] = lambda _m: None) -> 
         progress(f"starting the homeserver on {url} (log: {paths.log_path})")
         proc, offset = _spawn(python, paths)
         write_pid(paths.pid_path, proc.pid)
-        _wait_ready(url, paths, proc.pid, proc=proc, log_offset=offset)
-        # Reap the child when it eventually exits, so no zombie outlives it in this process.
-        threading.Thread(target=proc.wait, name="synapse-reaper", daemon=True).start()
+        try:
+            _wait_ready(url, paths, proc.pid, proc=proc, log_offset=offset)
+        finally:
+            if proc.returncode is None:
+                # Reap the child when it eventually exits: no zombie lingers in this process.
+                threading.Thread(target=proc.wait, name="synapse-reaper", daemon=True).start()
     return status(config)
 
 

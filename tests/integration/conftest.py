@@ -1,0 +1,121 @@
+"""Integration fixtures: a real Synapse on a free loopback port, always cleaned up.
+
+`shared_homeserver` (session scope) is the one server most integration tests should use:
+set the variables in its `env` (e.g. with monkeypatch.setenv) and call load_config().
+Tests that need a server of their own use `own_homeserver`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from claudematrix.config import Config, load_config
+from claudematrix.homeserver import start, stop
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def synapse_venv() -> Path:
+    return Path(os.environ.get("CLAUDEMATRIX_SYNAPSE_VENV", REPO / ".cache" / "synapse-venv"))
+
+
+def config_path_of(home: Path) -> Path:
+    return home / "homeserver" / "homeserver.yaml"
+
+
+def synapse_pids(home: Path) -> list[int]:
+    """Live Synapse processes running this home's config, read straight from /proc."""
+    wanted = str(config_path_of(home))
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = (Path("/proc") / entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        args = [a.decode(errors="replace") for a in argv if a]
+        if "synapse.app.homeserver" in args and wanted in args:
+            pids.append(int(entry))
+    return sorted(pids)
+
+
+def kill_synapses(home: Path) -> None:
+    """Last-resort cleanup: SIGKILL every Synapse of this home, by pid, and wait for it."""
+    for pid in synapse_pids(home):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not synapse_pids(home), 10.0, "killed Synapse processes to exit")
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+@dataclass(frozen=True)
+class SharedHomeserver:
+    home: Path
+    port: int
+    url: str
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def shared_homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedHomeserver]:
+    """One embedded Synapse for the whole session, in its own state dir; stopped at the end."""
+    home = tmp_path_factory.mktemp("shared-hs") / "cmhome"
+    port = free_port()
+    env = {
+        "CLAUDEMATRIX_HOME": str(home),
+        "CLAUDEMATRIX_PORT": str(port),
+        "CLAUDEMATRIX_SYNAPSE_VENV": str(synapse_venv()),
+    }
+    config: Config | None = None
+    try:
+        with mock.patch.dict(os.environ, env):
+            os.environ.pop("CLAUDEMATRIX_HOMESERVER", None)
+            config = load_config()
+        state = start(config)
+        yield SharedHomeserver(home=home, port=port, url=state.url, env=env)
+    finally:
+        try:
+            if config is not None:
+                stop(config)
+        finally:
+            kill_synapses(home)
+
+
+@pytest.fixture
+def own_homeserver(
+    isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[], Config]]:
+    """This test's own embedded homeserver settings (free port); every Synapse it started
+    is stopped afterwards, whatever happened. Call the fixture value for a fresh Config."""
+    monkeypatch.setenv("CLAUDEMATRIX_PORT", str(free_port()))
+    try:
+        yield load_config
+    finally:
+        try:
+            stop(load_config())
+        finally:
+            kill_synapses(isolated_home)
