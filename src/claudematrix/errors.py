@@ -22,6 +22,7 @@ __all__ = [
     "RegistrationFailed",
     "LockHeld",
     "PolicyRefused",
+    "ConsentRequired",
 ]
 
 
@@ -102,3 +103,7 @@ class PolicyRefused(ClaudeMatrixError):
     """An outbound path would carry something further than its label allows."""
 
     exit_code = 7
+
+
+class ConsentRequired(PolicyRefused):
+    """Opening up or trusting needs the person, not just a request from a session."""

@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from claudematrix.ids import IdentityName, parse_identity_name, sanitize_localpart
 from claudematrix.workspace import Workspace
 
-__all__ = ["Identity", "resolve_identity", "OWNER", "MACHINE_SLUG", "display_name_for"]
+__all__ = [
+    "Identity",
+    "resolve_identity",
+    "OWNER",
+    "MACHINE_SLUG",
+    "display_name_for",
+    "neutral_name",
+]
 
 OWNER = IdentityName("owner")
 # Not a valid IdentityName (leading underscore), so no --as can ever collide with it.
@@ -68,3 +75,10 @@ def display_name_for(identity: Identity, ws: Workspace) -> str:
         return f"{_os_user()} (owner on {ws.host})"
     where = ws.project + (f"@{ws.branch}" if ws.branch else "")
     return f"{where} on {ws.host} ({identity.short})"
+
+
+def neutral_name(identity: Identity) -> str:
+    """The name shown where my mode does not reach: says nothing about my work or machine."""
+    if identity.is_owner:
+        return _os_user()
+    return f"ClaudeMatrix session {identity.short}"

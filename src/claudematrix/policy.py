@@ -15,9 +15,7 @@ __all__ = ["allows", "check", "AUDIENCES_FOR"]
 AUDIENCES_FOR: dict[Label, frozenset[Audience]] = {
     Label.SECRET: frozenset({Audience.SELF}),
     Label.PRIVATE: frozenset({Audience.SELF, Audience.PROJECT, Audience.MACHINE}),
-    Label.TRUSTED: frozenset(
-        {Audience.SELF, Audience.PROJECT, Audience.MACHINE, Audience.TRUSTED}
-    ),
+    Label.TRUSTED: frozenset({Audience.SELF, Audience.PROJECT, Audience.MACHINE, Audience.TRUSTED}),
     Label.PUBLIC: frozenset(Audience),
 }
 

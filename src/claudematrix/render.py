@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from claudematrix.types import Audience, Message
+from claudematrix.types import Audience, Contact, Message
 
 __all__ = [
     "header_line",
@@ -18,6 +18,7 @@ __all__ = [
     "framed_body",
     "format_time",
     "UNTRUSTED_NOTE",
+    "contact_line",
 ]
 
 WhereOf = Callable[[Message], Audience]
@@ -39,7 +40,7 @@ def header_line(message: Message, where: Audience) -> str:
     state = "" if message.read else " unread"
     return (
         f"#{message.local_id} {format_time(message.origin_ts)} from {name} <{message.sender}> "
-        f"({where.value}) \"{subject}\" [{message.label.value}]{state}"
+        f'({where.value}) "{subject}" [{message.label.value}]{state}'
     )
 
 
@@ -55,7 +56,8 @@ def notification(messages: Sequence[Message], where_of: WhereOf, *, newest: int 
     if count > len(shown):
         lines.append(f"... and {count - len(shown)} older; see the `inbox` tool.")
     lines.append(
-        "Open one with the ClaudeMatrix `read` tool (or `claudematrix read <id>`). " + UNTRUSTED_NOTE
+        "Open one with the ClaudeMatrix `read` tool (or `claudematrix read <id>`). "
+        + UNTRUSTED_NOTE
     )
     return "\n".join(lines)
 
@@ -95,3 +97,17 @@ def message_json(message: Message, where: Audience, *, body: bool = False) -> di
     if body:
         data["body"] = message.body
     return data
+
+
+def contact_line(contact: Contact) -> str:
+    """`name <@id> (same project, online): status; task: ...`"""
+    state = (
+        "online"
+        if contact.online
+        else (f"seen {format_time(contact.last_seen_ts)}" if contact.last_seen_ts else "not seen")
+    )
+    short = f" [{contact.short_name}]" if contact.short_name else ""
+    line = f"{contact.display_name or contact.user_id}{short} <{contact.user_id}> "
+    line += f"({contact.audience.value}, {state})"
+    work = [w for w in (contact.status, f"task: {contact.task}" if contact.task else "") if w]
+    return line + (": " + "; ".join(work) if work else "")

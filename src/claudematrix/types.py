@@ -67,9 +67,18 @@ class Message:
 
 @dataclass(frozen=True)
 class Contact:
+    """Someone I can reach, with what they chose to publish to me."""
+
     user_id: UserID
     display_name: str
     audience: Audience
     last_seen_ts: int | None = None
     status: str = ""
     dm_room: RoomID | None = None
+    short_name: str = ""
+    project: str = ""
+    branch: str = ""
+    host: str = ""
+    task: str = ""
+    mode: str = ""
+    online: bool = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import click
 
@@ -10,41 +11,65 @@ from claudematrix import homeserver
 from claudematrix.cli._app import cli, emit_json, json_option, run_as
 from claudematrix.config import load_config
 from claudematrix.errors import ConfigError
-from claudematrix.render import format_time, framed_body, header_line, message_json
-from claudematrix.service import Service
+from claudematrix.render import contact_line, framed_body, header_line, message_json
+from claudematrix.service import Service, WhoAmI
 from claudematrix.service.accounts import remember_password, stored_password
-from claudematrix.service.session import WhoAmI
 from claudematrix.types import Audience, Contact, Message
+
+Rows = list[tuple[Message, Audience]]
+
+
+def _show_rows(rows: Rows, as_json: bool, empty: str) -> None:
+    if as_json:
+        emit_json([message_json(m, w) for m, w in rows])
+        return
+    if not rows:
+        click.echo(empty)
+    for message, where in rows:
+        click.echo(header_line(message, where))
 
 
 @cli.command(help="Send a message. TO is a contact name, a Matrix user ID, or a room.")
 @click.argument("to")
 @click.argument("text", required=False)
 @click.option("--subject", "-s", default="", help="One-line subject shown in headers.")
-@click.option("--tier", "--label", "label", default=None,
-              help="secret | private | trusted | public (default: your mode).")
+@click.option(
+    "--tier",
+    "--label",
+    "label",
+    default=None,
+    help="secret | private | trusted | public (default: your mode).",
+)
 @click.option("--reply-to", default=None, help="Message id this answers.")
 @click.option("--stdin", "from_stdin", is_flag=True, help="Read the text from standard input.")
 @json_option
 @click.pass_context
-def send(ctx: click.Context, to: str, text: str | None, subject: str, label: str | None,
-         reply_to: str | None, from_stdin: bool, as_json: bool) -> None:
-    if from_stdin:
-        text = click.get_text_stream("stdin").read()
-    if text is None:
+def send(
+    ctx: click.Context,
+    to: str,
+    text: str | None,
+    subject: str,
+    label: str | None,
+    reply_to: str | None,
+    from_stdin: bool,
+    as_json: bool,
+) -> None:
+    body = sys.stdin.read() if from_stdin else text
+    if body is None:
         raise click.UsageError("give the message text, or --stdin to read it")
-    body = text
 
     async def action(service: Service) -> tuple[Message, Audience]:
-        sent = await service.send(to, body, subject=subject, label=label, reply_to=reply_to)
+        ref = reply_to.lstrip("#") if reply_to else None
+        sent = await service.send(to, body, subject=subject, label=label, reply_to=ref)
         return sent, service.where(sent)
 
     sent, where = run_as(ctx, action, start_homeserver=True, refresh=False)
     if as_json:
         emit_json(message_json(sent, where))
     else:
-        click.echo(f"sent #{sent.local_id} to {sent.recipient} ({where.value}) "
-                   f"[{sent.label.value}]")
+        click.echo(
+            f"sent #{sent.local_id} to {sent.recipient} ({where.value}) [{sent.label.value}]"
+        )
 
 
 @cli.command(help="List message headers: unread by default, --all for everything.")
@@ -53,18 +78,14 @@ def send(ctx: click.Context, to: str, text: str | None, subject: str, label: str
 @json_option
 @click.pass_context
 def inbox(ctx: click.Context, include_read: bool, limit: int, as_json: bool) -> None:
-    async def action(service: Service) -> list[tuple[Message, Audience]]:
-        return [(m, service.where(m)) for m in service.inbox(include_read=include_read,
-                                                             limit=limit)]
+    async def action(service: Service) -> tuple[Rows, int]:
+        found = service.inbox(include_read=include_read, limit=limit)
+        return [(m, service.where(m)) for m in found], len(service.people.requests())
 
-    rows = run_as(ctx, action)
-    if as_json:
-        emit_json([message_json(m, w) for m, w in rows])
-        return
-    if not rows:
-        click.echo("no unread messages" if not include_read else "no messages")
-    for message, where in rows:
-        click.echo(header_line(message, where))
+    rows, pending = run_as(ctx, action)
+    _show_rows(rows, as_json, "no messages" if include_read else "no unread messages")
+    if pending and not as_json:
+        click.echo(f"{pending} message request(s) waiting: `claudematrix requests`")
 
 
 @cli.command(help="Show a message's body (by its #id or event id) and mark it read.")
@@ -89,39 +110,28 @@ def read(ctx: click.Context, message_id: str, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def search(ctx: click.Context, query: str, limit: int, as_json: bool) -> None:
-    async def action(service: Service) -> list[tuple[Message, Audience]]:
+    async def action(service: Service) -> Rows:
         return [(m, service.where(m)) for m in service.search(query, limit=limit)]
 
-    rows = run_as(ctx, action)
-    if as_json:
-        emit_json([message_json(m, w) for m, w in rows])
-        return
-    if not rows:
-        click.echo("no matches")
-    for message, where in rows:
-        click.echo(header_line(message, where))
+    _show_rows(run_as(ctx, action), as_json, "no matches")
 
 
-@cli.command(help="Everyone I can reach, nearest first.")
+@cli.command(help="Everyone I can reach: online first, nearest first, with what they work on.")
+@click.option("--all", "include_hidden", is_flag=True, help="Include long-gone sessions.")
 @json_option
 @click.pass_context
-def contacts(ctx: click.Context, as_json: bool) -> None:
+def contacts(ctx: click.Context, include_hidden: bool, as_json: bool) -> None:
     async def action(service: Service) -> list[Contact]:
-        return service.contacts(include_owner=True)
+        return service.contacts(include_hidden=include_hidden)
 
     found = run_as(ctx, action)
     if as_json:
-        emit_json([
-            {**dataclasses.asdict(c), "audience": c.audience.value} for c in found
-        ])
+        emit_json([{**dataclasses.asdict(c), "audience": c.audience.value} for c in found])
         return
     if not found:
         click.echo("no contacts yet: other sessions on this machine appear once they start")
-    for c in found:
-        seen = f", seen {format_time(c.last_seen_ts)}" if c.last_seen_ts else ""
-        status = f" — {c.status}" if c.status else ""
-        click.echo(f"{c.display_name or c.user_id} <{c.user_id}> ({c.audience.value}{seen})"
-                   f"{status}")
+    for contact in found:
+        click.echo(contact_line(contact))
 
 
 @cli.command(help="My Matrix ID, mode and display name.")
@@ -143,27 +153,27 @@ def whoami(ctx: click.Context, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    async def action(service: Service) -> WhoAmI:
+    async def action(service: Service) -> tuple[WhoAmI, int, int]:
         return service.whoami(), service.unread_count(), len(service.contacts())
 
     me, unread, n_contacts = run_as(ctx, action)
-
     config = load_config()
-    hs = homeserver.status(config) if config.embedded else None
-    running = hs.running if hs else None
+    running = homeserver.status(config).running if config.embedded else None
     if as_json:
-        emit_json({
-            "homeserver": config.homeserver_url,
-            "embedded": config.embedded,
-            "running": running,
-            "me": dataclasses.asdict(me),
-            "unread": unread,
-            "contacts": n_contacts,
-        })
+        emit_json(
+            {
+                "homeserver": config.homeserver_url,
+                "embedded": config.embedded,
+                "running": running,
+                "me": dataclasses.asdict(me),
+                "unread": unread,
+                "contacts": n_contacts,
+            }
+        )
         return
-    where = "embedded" if config.embedded else "external"
-    state = "" if running is None else (" running" if running else " NOT running (claudematrix up)")
-    click.echo(f"homeserver: {config.homeserver_url} ({where}){state}")
+    kind = "embedded" if config.embedded else "external"
+    state = {None: "", True: " running", False: " NOT running (claudematrix up)"}[running]
+    click.echo(f"homeserver: {config.homeserver_url} ({kind}){state}")
     click.echo(f"me: {me.user_id or '(no account yet)'} — {me.display_name} — mode {me.mode}")
     click.echo(f"unread: {unread}   contacts: {n_contacts}")
     click.echo("")
@@ -173,7 +183,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     click.echo("  password:       run `claudematrix password` once to set one, then log in")
 
 
-@cli.command(help="Set the password of your account (default: the owner) to log in from Element.")
+@cli.command(help="Set your account's password (default: the owner) to log in from Element.")
 @click.password_option("--new-password", prompt="New password")
 @click.pass_context
 def password(ctx: click.Context, new_password: str) -> None:
@@ -182,14 +192,13 @@ def password(ctx: click.Context, new_password: str) -> None:
 
     async def action(service: Service) -> str:
         current = stored_password(service.identity.slug)
-        client = service.client
-        if client is None or current is None:
+        if service.client is None or current is None:
             raise ConfigError(
                 "this account's password is not managed by ClaudeMatrix; change it in your client"
             )
-        await client.change_password(current, new_password)
+        await service.client.change_password(current, new_password)
         remember_password(service.identity.slug, new_password)
-        return str(client.user_id)
+        return str(service.client.user_id)
 
     user = run_as(ctx, action, start_homeserver=True, refresh=False)
     click.echo(f"password set for {user}: log in with it from any Matrix client")

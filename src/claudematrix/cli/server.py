@@ -15,13 +15,14 @@ from claudematrix.service import stderr_progress
 
 def _show(state: HomeserverStatus, as_json: bool) -> None:
     if as_json:
-        emit_json({k: str(v) if k == "log_path" else v
-                   for k, v in dataclasses.asdict(state).items()})
+        emit_json(
+            {k: str(v) if k == "log_path" else v for k, v in dataclasses.asdict(state).items()}
+        )
         return
     if state.running:
         click.echo(f"homeserver running at {state.url} (pid {state.pid}); log: {state.log_path}")
     elif not state.installed:
-        click.echo(f"homeserver not installed yet: `claudematrix up` installs and starts it")
+        click.echo("homeserver not installed yet: `claudematrix up` installs and starts it")
     else:
         click.echo(f"homeserver stopped: `claudematrix up` starts it (log: {state.log_path})")
 

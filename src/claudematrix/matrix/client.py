@@ -38,7 +38,15 @@ SYNC_FILTER: dict[str, Any] = {
     "presence": {"not_types": ["*"]},
     "account_data": {"not_types": ["*"]},
     "room": {
-        "timeline": {"limit": 100, "types": ["m.room.message", "m.room.member"]},
+        "timeline": {
+            "limit": 100,
+            "types": [
+                "m.room.message",
+                "m.room.member",
+                "com.claudematrix.profile",
+                "com.claudematrix.presence",
+            ],
+        },
         "ephemeral": {"not_types": ["*"]},
         "account_data": {"not_types": ["*"]},
     },
@@ -115,8 +123,9 @@ class MatrixClient:
                 raise HomeserverError(
                     f"login as {user} failed: {resp.message}; check the password", resp.status_code
                 )
-            return SessionCredentials(homeserver, UserID(resp.user_id), resp.access_token,
-                                      resp.device_id)
+            return SessionCredentials(
+                homeserver, UserID(resp.user_id), resp.access_token, resp.device_id
+            )
         finally:
             await client.close()
 
@@ -134,8 +143,9 @@ class MatrixClient:
                 raise RegistrationFailed(
                     f"registering {localpart} failed: {resp.message}", resp.status_code
                 )
-            return SessionCredentials(homeserver, UserID(resp.user_id), resp.access_token,
-                                      resp.device_id)
+            return SessionCredentials(
+                homeserver, UserID(resp.user_id), resp.access_token, resp.device_id
+            )
         finally:
             await client.close()
 
@@ -184,9 +194,10 @@ class MatrixClient:
         }
         headers = {"Authorization": f"Bearer {self.creds.access_token}"}
         try:
-            async with aiohttp.ClientSession() as http, http.post(
-                url, json=body, headers=headers
-            ) as resp:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(url, json=body, headers=headers) as resp,
+            ):
                 if resp.status != 200:
                     data = await resp.json(content_type=None)
                     raise HomeserverError(
@@ -210,7 +221,10 @@ class MatrixClient:
         )
         return RoomID(resp.room_id)
 
-    async def create_invite_only_room(self, alias_localpart: str, name: str, topic: str) -> RoomID:
+    async def create_invite_only_room(
+        self, alias_localpart: str, name: str, topic: str, member_state: list[str]
+    ) -> RoomID:
+        """Invite-only; members may publish `member_state` types (their own: see sync.py)."""
         resp = await self._call(
             f"creating room #{alias_localpart}",
             self._nio.room_create(
@@ -218,9 +232,12 @@ class MatrixClient:
                 name=name,
                 topic=topic,
                 preset=nio.RoomPreset.private_chat,
+                power_level_override={"events": {t: 0 for t in member_state}},
                 initial_state=[
-                    {"type": "m.room.history_visibility", "content": {"history_visibility":
-                                                                      "shared"}},
+                    {
+                        "type": "m.room.history_visibility",
+                        "content": {"history_visibility": "shared"},
+                    },
                 ],
             ),
         )
@@ -243,6 +260,46 @@ class MatrixClient:
                 exc.message
             ):
                 raise
+
+    async def create_public_room(
+        self, alias_localpart: str, name: str, topic: str, member_state: list[str]
+    ) -> RoomID:
+        resp = await self._call(
+            f"creating room #{alias_localpart}",
+            self._nio.room_create(
+                visibility=nio.RoomVisibility.private,  # joinable, but not listed
+                alias=alias_localpart,
+                name=name,
+                topic=topic,
+                preset=nio.RoomPreset.public_chat,
+                power_level_override={"events": {t: 0 for t in member_state}},
+            ),
+        )
+        return RoomID(resp.room_id)
+
+    async def put_state(
+        self, room: RoomID, event_type: str, content: dict[str, Any], state_key: str = ""
+    ) -> EventID:
+        resp = await self._call(
+            f"publishing {event_type}",
+            self._nio.room_put_state(room, event_type, content, state_key=state_key),
+        )
+        return EventID(resp.event_id)
+
+    async def set_room_displayname(self, room: RoomID, name: str) -> None:
+        """A display name seen only by the members of one room."""
+        await self.put_state(
+            room, "m.room.member", {"membership": "join", "displayname": name}, self.user_id
+        )
+
+    async def redact(self, room: RoomID, event: EventID, reason: str = "withdrawn") -> None:
+        await self._call("withdrawing an event", self._nio.room_redact(room, event, reason))
+
+    async def kick(self, room: RoomID, user: UserID) -> None:
+        await self._call(f"removing {user}", self._nio.room_kick(room, user))
+
+    async def reject(self, room: RoomID) -> None:
+        await self._call("declining an invitation", self._nio.room_leave(room))
 
     async def join(self, room: str) -> RoomID:
         resp = await self._call(f"joining {room}", self._nio.join(room))

@@ -12,9 +12,23 @@ from typing import Any
 from claudematrix.ids import EventID, RoomID, UserID
 from claudematrix.types import Direction, Label, Message
 
-__all__ = ["NAMESPACE", "build_content", "message_from_event", "subject_from_text"]
+__all__ = [
+    "NAMESPACE",
+    "PROFILE_EVENT",
+    "PRESENCE_EVENT",
+    "MEMBER_STATE",
+    "build_content",
+    "message_from_event",
+    "subject_from_text",
+]
 
 NAMESPACE = "com.claudematrix"
+# Room state, one per user (state_key = their user ID): what they publish about themselves.
+PROFILE_EVENT = "com.claudematrix.profile"
+# Room state, one per user: a heartbeat (last_active, ttl_ms, online), apart from the profile
+# so that withdrawing a profile never has to chase thousands of heartbeats.
+PRESENCE_EVENT = "com.claudematrix.presence"
+MEMBER_STATE = [PROFILE_EVENT, PRESENCE_EVENT]
 _SUBJECT_FROM_BODY_CHARS = 72
 
 

@@ -13,9 +13,16 @@ import nio
 
 from claudematrix.ids import EventID, RoomID, UserID
 from claudematrix.matrix.client import MatrixClient
-from claudematrix.matrix.content import message_from_event
-from claudematrix.store import RoomRecord, Store, SyncBatch
-from claudematrix.types import Audience, Contact, Message
+from claudematrix.matrix.content import PRESENCE_EVENT, PROFILE_EVENT, message_from_event
+from claudematrix.store import (
+    Membership,
+    Person,
+    Presence,
+    Profile,
+    RoomRecord,
+    Store,
+    SyncBatch,
+)
 
 __all__ = ["Invite", "SyncOutcome", "sync_once", "BACKFILL_PAGES"]
 
@@ -53,21 +60,6 @@ def _invites(resp: nio.SyncResponse, me: UserID) -> list[Invite]:
         if inviter:
             found.append(Invite(RoomID(room_id), UserID(inviter), direct))
     return found
-
-
-def _member_contact(event: dict[str, Any], me: UserID, now_ms: int) -> Contact | None:
-    user = event.get("state_key")
-    if not isinstance(user, str) or user == me:
-        return None
-    content = event.get("content") or {}
-    if content.get("membership") != "join":
-        return None
-    return Contact(
-        user_id=UserID(user),
-        display_name=str(content.get("displayname") or ""),
-        audience=Audience.MACHINE,
-        last_seen_ts=int(event.get("origin_server_ts", now_ms)),
-    )
 
 
 async def _backfill(
@@ -114,8 +106,9 @@ async def sync_once(
             batch.rooms.append(record)
             invited += 1
 
-    lobby = store.lobby_room()
-    names = {c.user_id: c.display_name for c in store.contacts()}
+    blocked = store.blocked()
+    names = {u: p.display_name for u, p in store.people().items()}
+    published = {u: str(p.content.get("display_name") or "") for u, p in store.profiles().items()}
     for room_id_str, info in resp.rooms.join.items():
         room_id = RoomID(room_id_str)
         record = store.room(room_id)
@@ -130,41 +123,29 @@ async def sync_once(
                 await _backfill(client, store, room_id, info.timeline.prev_batch, seen) + timeline
             )
         for event in state + timeline:
-            if event.get("type") != "m.room.member":
-                continue
-            content = event.get("content") or {}
-            user = event.get("state_key")
-            if isinstance(user, str) and content.get("displayname"):
-                names[UserID(user)] = str(content["displayname"])
-            if room_id == lobby:
-                contact = _member_contact(event, me, resp_time(event))
-                if contact is not None:
-                    batch.contacts.append(contact)
-                elif content.get("membership") in ("leave", "ban") and isinstance(user, str):
-                    batch.lobby_left.append(UserID(user))
+            _directory_event(event, room_id, batch, names)
+        if record.kind == "public":
+            continue  # the public room carries profiles, not mail
         for event in timeline:
-            message = message_from_event(
-                event,
-                room_id,
-                me,
-                sender_name=names.get(UserID(str(event.get("sender", ""))), ""),
-                peer=record.peer,
-            )
+            sender = UserID(str(event.get("sender", "")))
+            if sender in blocked:
+                continue
+            name = published.get(sender) or names.get(sender, "")
+            message = message_from_event(event, room_id, me, sender_name=name, peer=record.peer)
             if message is not None:
                 batch.messages.append(message)
-                if message.sender != me and message.sender not in names:
-                    batch.contacts.append(_stranger(message))
+                if message.sender != me:
+                    batch.people.append(
+                        Person(message.sender, message.sender_name, message.origin_ts)
+                    )
 
     for room_id_str in resp.rooms.leave:
-        batch.rooms.append(RoomRecord(RoomID(room_id_str), _kind_of(store, room_id_str), None,
-                                      joined=False))
+        batch.rooms.append(
+            RoomRecord(RoomID(room_id_str), _kind_of(store, room_id_str), None, joined=False)
+        )
 
     new_ids = store.commit_sync(batch)
     return SyncOutcome(new_ids, resp.next_batch, joined_rooms=invited)
-
-
-def resp_time(event: dict[str, Any]) -> int:
-    return int(event.get("origin_server_ts", 0))
 
 
 def _kind_of(store: Store, room_id: str) -> str:
@@ -172,11 +153,39 @@ def _kind_of(store: Store, room_id: str) -> str:
     return record.kind if record else "other"
 
 
-def _stranger(message: Message) -> Contact:
-    """Someone who wrote to us without being in the lobby: reachable, but remote."""
-    return Contact(
-        user_id=message.sender,
-        display_name=message.sender_name,
-        audience=Audience.ANYONE,
-        last_seen_ts=message.origin_ts,
-    )
+def _directory_event(
+    event: dict[str, Any], room_id: RoomID, batch: SyncBatch, names: dict[UserID, str]
+) -> None:
+    """Memberships and self-published profiles; a profile about someone else is ignored."""
+    kind = event.get("type")
+    user = event.get("state_key")
+    if not isinstance(user, str):
+        return
+    content = event.get("content") or {}
+    ts = int(event.get("origin_server_ts", 0))
+    if kind == "m.room.member":
+        joined = content.get("membership") == "join"
+        name = str(content.get("displayname") or "")
+        if joined and name:
+            names[UserID(user)] = name
+        batch.memberships.append(Membership(room_id, UserID(user), name, joined))
+        if joined:
+            batch.people.append(Person(UserID(user), name, ts))
+    elif event.get("sender") != user or not isinstance(content, dict):
+        return  # nobody may speak for someone else
+    elif kind == PROFILE_EVENT:
+        batch.profiles.append(Profile(UserID(user), room_id, dict(content), ts))
+        if content.get("display_name"):
+            names[UserID(user)] = str(content["display_name"])
+    elif kind == PRESENCE_EVENT and content:
+        try:
+            batch.presence.append(
+                Presence(
+                    UserID(user),
+                    int(content.get("last_active", ts)),
+                    int(content.get("ttl_ms", 0)),
+                    bool(content.get("online", False)),
+                )
+            )
+        except (TypeError, ValueError):
+            return

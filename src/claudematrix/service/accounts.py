@@ -100,8 +100,9 @@ async def _external_owner(config: Config) -> SessionCredentials | None:
         return None
     if config.owner_access_token:
         probe = MatrixClient(
-            SessionCredentials(config.homeserver_url, UserID(config.owner_user),
-                               config.owner_access_token, "")
+            SessionCredentials(
+                config.homeserver_url, UserID(config.owner_user), config.owner_access_token, ""
+            )
         )
         try:
             user = await probe.whoami()
@@ -110,7 +111,9 @@ async def _external_owner(config: Config) -> SessionCredentials | None:
         return SessionCredentials(config.homeserver_url, user, config.owner_access_token, "")
     if config.owner_password:
         return await MatrixClient.login(
-            config.homeserver_url, config.owner_user, config.owner_password,
+            config.homeserver_url,
+            config.owner_user,
+            config.owner_password,
             f"claudematrix@{socket.gethostname()}",
         )
     return None

@@ -1,28 +1,34 @@
-"""The machine lobby: an invite-only room whose members are this machine's identities.
+"""Machine rooms: the lobby (every identity on this machine) and one room per project.
 
-Only the machine account, whose credentials live in this state dir, invites; so being in
-the lobby proves "same machine" even when several machines share one homeserver.
+Both are invite-only, and only the machine account, whose credentials live in this state
+dir, invites. So membership proves "same machine" / "same project" even when several
+machines share one homeserver; nothing a profile claims is taken for proof.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from claudematrix.config import Config
 from claudematrix.identity import MACHINE_SLUG
 from claudematrix.ids import RoomAlias, RoomID, UserID, server_name
 from claudematrix.locks import FileLock
-from claudematrix.matrix import MatrixClient, SessionCredentials
+from claudematrix.matrix import MatrixClient
+from claudematrix.matrix.content import MEMBER_STATE
 from claudematrix.paths import state_dir
 from claudematrix.service.accounts import ensure_account, load_account
+from claudematrix.workspace import Workspace
 
-__all__ = ["join_lobby", "machine_user", "lobby_alias_localpart"]
+__all__ = ["join_lobby", "join_project_room", "machine_user", "lobby_alias_localpart"]
 
 
 def lobby_alias_localpart(config: Config) -> str:
     return f"cm-lobby-{config.machine_id}"
 
 
-def _machine_localpart(config: Config) -> str:
-    return f"cm-machine-{config.machine_id}"
+def project_alias_localpart(config: Config, ws: Workspace) -> str:
+    digest = hashlib.sha256(ws.project_dir.encode()).hexdigest()[:10]
+    return f"cm-proj-{config.machine_id}-{digest}"
 
 
 def machine_user(config: Config) -> UserID | None:
@@ -30,31 +36,41 @@ def machine_user(config: Config) -> UserID | None:
     return creds.user_id if creds else None
 
 
-async def _machine_client(config: Config) -> MatrixClient:
-    creds: SessionCredentials = await ensure_account(
-        config, MACHINE_SLUG, [_machine_localpart(config)]
-    )
-    return MatrixClient(creds)
-
-
-async def join_lobby(config: Config, me: MatrixClient) -> tuple[RoomID, dict[UserID, str]]:
-    """Make sure the lobby exists and `me` is in it; returns it and its members."""
-    machine = await _machine_client(config)
+async def _join_machine_room(
+    config: Config, me: MatrixClient, alias_localpart: str, name: str, topic: str
+) -> RoomID:
+    creds = await ensure_account(config, MACHINE_SLUG, [f"cm-machine-{config.machine_id}"])
+    machine = MatrixClient(creds)
     try:
-        alias = RoomAlias(f"#{lobby_alias_localpart(config)}:{server_name(machine.user_id)}")
-        with FileLock(state_dir() / "lobby.lock"):
+        alias = RoomAlias(f"#{alias_localpart}:{server_name(machine.user_id)}")
+        with FileLock(state_dir() / "machine-rooms.lock"):
             room = await machine.resolve_alias(alias)
             if room is None:
                 await machine.set_displayname(f"ClaudeMatrix machine {config.machine_name}")
                 room = await machine.create_invite_only_room(
-                    lobby_alias_localpart(config),
-                    f"ClaudeMatrix lobby on {config.machine_name}",
-                    "Every ClaudeMatrix identity on this machine. Invite-only.",
+                    alias_localpart, name, topic, MEMBER_STATE
                 )
         await machine.invite(room, me.user_id)
     finally:
         await machine.close()
-    await me.join(room)
-    members = await me.joined_members(room)
-    members.pop(machine.user_id, None)
-    return room, members
+    return await me.join(room)
+
+
+async def join_lobby(config: Config, me: MatrixClient) -> RoomID:
+    return await _join_machine_room(
+        config,
+        me,
+        lobby_alias_localpart(config),
+        f"ClaudeMatrix lobby on {config.machine_name}",
+        "Every ClaudeMatrix identity on this machine. Invite-only.",
+    )
+
+
+async def join_project_room(config: Config, me: MatrixClient, ws: Workspace) -> RoomID:
+    return await _join_machine_room(
+        config,
+        me,
+        project_alias_localpart(config, ws),
+        f"ClaudeMatrix project {ws.project} on {config.machine_name}",
+        f"Sessions working in {ws.project_dir}. Invite-only.",
+    )

@@ -49,7 +49,7 @@ def match_contact(name: str, contacts: list[Contact]) -> Contact:
 
     def keys(c: Contact) -> list[str]:
         lp = localpart(c.user_id).lower()
-        return [lp, lp.removeprefix("cc-"), c.display_name.lower()]
+        return [lp, lp.removeprefix("cc-"), c.display_name.lower(), c.short_name.lower()]
 
     exact = [c for c in contacts if wanted in keys(c)]
     if len(exact) == 1:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
 import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from claudematrix import homeserver, policy
 from claudematrix.config import Config
@@ -21,16 +23,18 @@ from claudematrix.errors import (
     MessageTooLarge,
     UnknownRecipient,
 )
-from claudematrix.identity import OWNER, Identity, display_name_for
+from claudematrix.identity import OWNER, Identity
 from claudematrix.ids import RoomID, UserID
 from claudematrix.locks import FileLock
 from claudematrix.matrix import MatrixClient, SessionCredentials, build_content
 from claudematrix.matrix.sync import Invite, sync_once
 from claudematrix.paths import identity_dir
 from claudematrix.service.accounts import ensure_account, load_account
-from claudematrix.service.lobby import join_lobby, machine_user
+from claudematrix.service.directory import ROOM_AUDIENCE, Directory
+from claudematrix.service.lobby import machine_user
+from claudematrix.service.people import People
 from claudematrix.service.recipients import parse_target
-from claudematrix.store import RoomRecord, Store
+from claudematrix.store import Person, Request, RoomRecord, Store, SyncBatch
 from claudematrix.types import MAX_MESSAGE_BYTES, Audience, Contact, Direction, Label, Message
 from claudematrix.workspace import Workspace, detect_workspace
 
@@ -69,6 +73,17 @@ class Service:
         self.workspace: Workspace = detect_workspace()
         self.client: MatrixClient | None = None
         self._sync_lock = FileLock(self.dir / "sync.lock")
+        self.directory = Directory(
+            config,
+            identity,
+            self.workspace,
+            self.store,
+            client=self._require_client,
+            me=lambda: self.creds.user_id if self.creds else None,
+            owner=self._owner_user,
+            hidden=lambda: {machine_user(self.config), self.creds.user_id if self.creds else None},
+        )
+        self.people = People(self)
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -83,21 +98,8 @@ class Service:
             is_owner=self.identity.is_owner,
         )
         self.client = MatrixClient(creds)
-        wanted = display_name_for(self.identity, self.workspace)
-        if self.store.setting("display_name") != wanted:
-            await self.client.set_displayname(wanted)
-            self.store.set_setting("display_name", wanted)
-        if self.store.lobby_room() is None:
-            room, members = await join_lobby(self.config, self.client)
-            self.store.save_room(RoomRecord(room, "lobby"))
-            now = int(time.time() * 1000)
-            self.store.save_contacts(
-                [
-                    Contact(user, name, Audience.MACHINE, last_seen_ts=now)
-                    for user, name in members.items()
-                    if user != creds.user_id
-                ]
-            )
+        await self.directory.join_rooms()
+        await self.publish_if_changed()
         await self.flush_outbox()
 
     async def close(self) -> None:
@@ -162,15 +164,61 @@ class Service:
                 on_new(new)
 
     async def _on_invite(self, invite: Invite) -> RoomRecord | None:
+        """Join invitations from my audience; hold the rest unopened as requests."""
         client = self._require_client()
+        if invite.inviter in self.store.blocked():
+            with contextlib.suppress(HomeserverError):
+                await client.reject(invite.room_id)
+            return None
+        if self.audience_of(invite.inviter) is Audience.ANYONE:
+            name = await client.displayname(invite.inviter) or ""
+            self.store.add_request(
+                Request(invite.room_id, invite.inviter, name, int(time.time() * 1000))
+            )
+            self._signal_new_mail(0)
+            return None
+        return await self._join_invite(invite.room_id, invite.inviter, invite.is_direct)
+
+    async def _join_invite(
+        self, room_id: RoomID, inviter: UserID, direct: bool
+    ) -> RoomRecord | None:
         try:
-            room = await client.join(invite.room_id)
+            room = await self._require_client().join(room_id)
         except HomeserverUnavailable:
             raise
-        except Exception:  # noqa: BLE001 - a room that vanished must not stall sync
+        except HomeserverError:  # a room that vanished must not stall sync
             return None
-        peer = invite.inviter if invite.is_direct else None
-        return RoomRecord(room, "dm" if invite.is_direct else "other", peer)
+        return RoomRecord(room, "dm" if direct else "other", inviter if direct else None)
+
+    async def publish_if_changed(self) -> None:
+        """Publish my profile when what I would publish differs from what I last did."""
+        digest = hashlib.sha256(
+            json.dumps(
+                [self.directory.profile(), sorted(self.store.rooms_of_kind("lobby"))],
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()
+        if self.store.setting("published_digest") != digest:
+            await self.directory.publish()
+            self.store.set_setting("published_digest", digest)
+
+    async def heartbeat_forever(self, stop: asyncio.Event) -> None:
+        """Presence every heartbeat (offline on stop); a new task from the hooks at once."""
+        timing = self.directory.timing
+        tick = min(2.0, timing.heartbeat_s)
+        last = 0.0
+        while not stop.is_set():
+            try:
+                if self.directory.task_changed():
+                    await self.publish_if_changed()
+                if time.monotonic() - last >= timing.heartbeat_s:
+                    await self.directory.heartbeat(online=True)
+                    last = time.monotonic()
+            except (HomeserverUnavailable, HomeserverError) as exc:
+                self.progress(f"claudematrix: presence: {exc}")
+            await _wait(stop, tick)
+        with contextlib.suppress(HomeserverUnavailable, HomeserverError):
+            await self.directory.heartbeat(online=False)
 
     def _signal_new_mail(self, newest_id: int) -> None:
         """The cheap marker hooks stat before they look at the store."""
@@ -180,20 +228,14 @@ class Service:
     # --- sending ------------------------------------------------------------------------
 
     def default_label(self) -> Label:
-        return Label.parse(self.store.setting("mode") or Label.PRIVATE.value)
+        return self.directory.mode()
 
     def _owner_user(self) -> UserID | None:
         creds = load_account(self.config, OWNER)
         return creds.user_id if creds else None
 
     def audience_of(self, user: UserID) -> Audience:
-        creds = self.creds
-        if (creds and user == creds.user_id) or user == self._owner_user():
-            return Audience.SELF
-        for contact in self.store.contacts():
-            if contact.user_id == user:
-                return contact.audience
-        return Audience.ANYONE
+        return self.directory.audience_of(user)
 
     def where(self, message: Message) -> Audience:
         """Where the other party of a message stands: same machine, remote, ..."""
@@ -219,19 +261,22 @@ class Service:
             )
         if "\n" in subject or len(subject) > 200:
             raise InvalidInput("the subject must be one line of at most 200 characters")
-        chosen = label if isinstance(label, Label) else (
-            Label.parse(label) if label else self.default_label()
+        chosen = (
+            label
+            if isinstance(label, Label)
+            else (Label.parse(label) if label else self.default_label())
         )
         reply_event = self.store.message(reply_to).event_id if reply_to else None
         try:
-            target = parse_target(to, self.contacts(include_owner=True))
+            target = parse_target(to, self.contacts(include_hidden=True))
         except UnknownRecipient:
-            await self.refresh_lobby()  # someone who joined since our last sync
-            target = parse_target(to, self.contacts(include_owner=True))
+            await self.directory.refresh_memberships()  # someone who joined since our sync
+            target = parse_target(to, self.contacts(include_hidden=True))
         client = self._require_client()
         if target.user is not None:
             audience = self.audience_of(target.user)
-            if audience is Audience.ANYONE and await self.refresh_lobby():
+            if audience is Audience.ANYONE:
+                await self.directory.refresh_memberships()
                 audience = self.audience_of(target.user)
             if audience is Audience.ANYONE:
                 await client.require_user(target.user)  # "no such user" beats "refused"
@@ -283,32 +328,18 @@ class Service:
             await self._deliver(txn, room, recipient, json.loads(content))
         return len(pending)
 
-    async def refresh_lobby(self) -> bool:
-        """Read the lobby's members from the homeserver: the authority on "same machine"."""
-        lobby = self.store.lobby_room()
-        if lobby is None:
-            return False
-        members = await self._require_client().joined_members(lobby)
-        hidden = {machine_user(self.config)}
-        now = int(time.time() * 1000)
-        self.store.save_contacts(
-            [Contact(u, n, Audience.MACHINE, last_seen_ts=now) for u, n in members.items()
-             if u not in hidden]
-        )
-        return True
-
     async def _open_dm(self, user: UserID) -> RoomID:
         client = self._require_client()
         name = await client.require_user(user)
         room = await client.create_dm(user)
         self.store.save_room(RoomRecord(room, "dm", user))
-        if not any(c.user_id == user for c in self.store.contacts()):
-            self.store.save_contacts([Contact(user, name, self.audience_of(user))])
+        self.store.commit_sync(SyncBatch(next_batch=None, people=[Person(user, name)]))
         return room
 
     async def _room_audience(self, room: RoomID) -> Audience:
-        if room == self.store.lobby_room():
-            return Audience.MACHINE
+        record = self.store.room(room)
+        if record is not None and record.kind in ROOM_AUDIENCE:
+            return ROOM_AUDIENCE[record.kind]
         members = await self._require_client().joined_members(room)
         order = list(Audience)
         widest = Audience.SELF
@@ -334,22 +365,8 @@ class Service:
             raise InvalidInput("the search query is empty: give words to look for")
         return self.store.search(query, limit=limit)
 
-    def contacts(self, *, include_owner: bool = False) -> list[Contact]:
-        hidden = {machine_user(self.config)}
-        creds = self.creds
-        if creds is not None:
-            hidden.add(creds.user_id)
-        owner = self._owner_user()
-        listed = [
-            replace(c, audience=Audience.SELF) if c.user_id == owner else c
-            for c in self.store.contacts()
-            if c.user_id not in hidden
-        ]
-        if include_owner and owner and owner not in hidden and all(
-            c.user_id != owner for c in listed
-        ):
-            listed.append(Contact(owner, "owner", Audience.SELF))
-        return listed
+    def contacts(self, *, include_hidden: bool = False) -> list[Contact]:
+        return self.directory.contacts(include_hidden=include_hidden)
 
     def whoami(self) -> WhoAmI:
         creds = self.creds
@@ -369,7 +386,5 @@ class Service:
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except asyncio.TimeoutError:
-        pass

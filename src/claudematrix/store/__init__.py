@@ -1,5 +1,15 @@
 """The local store: one SQLite database per identity, the only thing hooks ever read."""
 
+from claudematrix.store._directory import Membership, Person, Presence, Profile, Request
 from claudematrix.store._store import RoomRecord, Store, SyncBatch
 
-__all__ = ["Store", "SyncBatch", "RoomRecord"]
+__all__ = [
+    "Store",
+    "SyncBatch",
+    "RoomRecord",
+    "Person",
+    "Membership",
+    "Profile",
+    "Presence",
+    "Request",
+]

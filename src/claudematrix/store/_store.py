@@ -1,10 +1,10 @@
-"""Store: messages, rooms, contacts, the sync token and the outbox of one identity."""
+"""Store: messages, rooms, the sync token, settings and the outbox of one identity."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,8 +12,15 @@ from pathlib import Path
 from claudematrix.errors import UnknownMessage
 from claudematrix.ids import EventID, RoomID, UserID
 from claudematrix.store._connect import connect
+from claudematrix.store._directory import (
+    DirectoryTables,
+    Membership,
+    Person,
+    Presence,
+    Profile,
+)
 from claudematrix.store.migrations import migrate
-from claudematrix.types import Audience, Contact, Direction, Label, Message
+from claudematrix.types import Direction, Label, Message
 
 __all__ = ["Store", "SyncBatch", "RoomRecord"]
 
@@ -33,8 +40,10 @@ class SyncBatch:
     next_batch: str | None
     messages: list[Message] = field(default_factory=list)
     rooms: list[RoomRecord] = field(default_factory=list)
-    contacts: list[Contact] = field(default_factory=list)
-    lobby_left: list[UserID] = field(default_factory=list)
+    people: list[Person] = field(default_factory=list)
+    memberships: list[Membership] = field(default_factory=list)
+    profiles: list[Profile] = field(default_factory=list)
+    presence: list[Presence] = field(default_factory=list)
 
 
 _MESSAGE_COLUMNS = (
@@ -72,7 +81,7 @@ def _fts_query(text: str) -> str:
     return " ".join(f'"{w}"' for w in words)
 
 
-class Store:
+class Store(DirectoryTables):
     def __init__(self, path: Path | str) -> None:
         self.path = path
         self._conn = connect(path)
@@ -118,9 +127,9 @@ class Store:
                     "peer = COALESCE(excluded.peer, rooms.peer), joined = excluded.joined",
                     (room.room_id, room.kind, room.peer, int(room.joined)),
                 )
-            self._upsert_contacts(conn, batch.contacts)
-            for user in batch.lobby_left:
-                conn.execute("UPDATE contacts SET in_lobby = 0 WHERE user_id = ?", (user,))
+            self._apply_directory(
+                conn, batch.people, batch.memberships, batch.profiles, batch.presence
+            )
             if batch.next_batch is not None:
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('next_batch', ?) "
@@ -265,57 +274,20 @@ class Store:
         self.commit_sync(SyncBatch(next_batch=None, rooms=[room]))
 
     def lobby_room(self) -> RoomID | None:
-        row = self._conn.execute(
-            "SELECT room_id FROM rooms WHERE kind = 'lobby' AND joined = 1 LIMIT 1"
-        ).fetchone()
-        return RoomID(row[0]) if row else None
+        rooms = self.rooms_of_kind("lobby")
+        return rooms[0] if rooms else None
 
-    # --- contacts ---------------------------------------------------------------------
-
-    def _upsert_contacts(self, conn: sqlite3.Connection, contacts: Sequence[Contact]) -> None:
-        for c in contacts:
-            conn.execute(
-                "INSERT INTO contacts (user_id, display_name, audience, last_seen_ts, status, "
-                "in_lobby) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
-                "display_name = CASE WHEN excluded.display_name != '' "
-                "  THEN excluded.display_name ELSE contacts.display_name END, "
-                "audience = excluded.audience, "
-                "last_seen_ts = COALESCE(excluded.last_seen_ts, contacts.last_seen_ts), "
-                "status = CASE WHEN excluded.status != '' THEN excluded.status "
-                "  ELSE contacts.status END, "
-                "in_lobby = MAX(contacts.in_lobby, excluded.in_lobby)",
-                (
-                    c.user_id,
-                    c.display_name,
-                    c.audience.value,
-                    c.last_seen_ts,
-                    c.status,
-                    int(c.audience is Audience.MACHINE),
-                ),
-            )
-
-    def save_contacts(self, contacts: Sequence[Contact]) -> None:
-        with self._transaction() as conn:
-            self._upsert_contacts(conn, contacts)
-
-    def contacts(self) -> list[Contact]:
+    def rooms_of_kind(self, kind: str) -> list[RoomID]:
         rows = self._conn.execute(
-            "SELECT c.user_id, c.display_name, c.audience, c.last_seen_ts, c.status, "
-            "(SELECT room_id FROM rooms r WHERE r.kind = 'dm' AND r.peer = c.user_id "
-            " AND r.joined = 1 ORDER BY r.rowid DESC LIMIT 1) AS dm_room "
-            "FROM contacts c ORDER BY c.last_seen_ts DESC NULLS LAST, c.display_name"
+            "SELECT room_id FROM rooms WHERE kind = ? AND joined = 1 ORDER BY rowid", (kind,)
         ).fetchall()
-        return [
-            Contact(
-                user_id=UserID(r["user_id"]),
-                display_name=r["display_name"],
-                audience=Audience(r["audience"]),
-                last_seen_ts=r["last_seen_ts"],
-                status=r["status"],
-                dm_room=RoomID(r["dm_room"]) if r["dm_room"] else None,
-            )
-            for r in rows
-        ]
+        return [RoomID(r[0]) for r in rows]
+
+    def dm_rooms(self) -> dict[UserID, RoomID]:
+        rows = self._conn.execute(
+            "SELECT peer, room_id FROM rooms WHERE kind = 'dm' AND joined = 1 ORDER BY rowid"
+        ).fetchall()
+        return {UserID(r[0]): RoomID(r[1]) for r in rows if r[0]}
 
     # --- outbox: a send survives a crash and is retried with the same transaction id ----
 

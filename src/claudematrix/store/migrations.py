@@ -43,18 +43,15 @@ MIGRATIONS: list[str] = [
     END;
     CREATE TABLE rooms (
         room_id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL CHECK (kind IN ('dm', 'lobby', 'other')),
+        kind TEXT NOT NULL,
         peer TEXT,
         joined INTEGER NOT NULL DEFAULT 1
     );
     CREATE INDEX rooms_by_peer ON rooms (peer);
-    CREATE TABLE contacts (
+    CREATE TABLE people (
         user_id TEXT PRIMARY KEY,
         display_name TEXT NOT NULL DEFAULT '',
-        audience TEXT NOT NULL,
-        last_seen_ts INTEGER,
-        status TEXT NOT NULL DEFAULT '',
-        in_lobby INTEGER NOT NULL DEFAULT 0
+        last_seen_ts INTEGER
     );
     CREATE TABLE outbox (
         txn_id TEXT PRIMARY KEY,
@@ -62,6 +59,37 @@ MIGRATIONS: list[str] = [
         recipient TEXT NOT NULL,
         content TEXT NOT NULL,
         created_ts INTEGER NOT NULL
+    );
+    """,
+    # 2: the directory (room members, published profiles), trust, blocks, message requests
+    """
+    CREATE TABLE members (
+        room_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        display_name TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (room_id, user_id)
+    );
+    CREATE INDEX members_by_user ON members (user_id);
+    CREATE TABLE profiles (
+        user_id TEXT PRIMARY KEY,
+        room_id TEXT NOT NULL,
+        content TEXT NOT NULL,
+        updated_ts INTEGER NOT NULL
+    );
+    CREATE TABLE presence (
+        user_id TEXT PRIMARY KEY,
+        last_active_ts INTEGER NOT NULL,
+        ttl_ms INTEGER NOT NULL,
+        online INTEGER NOT NULL
+    );
+    CREATE TABLE trust (user_id TEXT PRIMARY KEY, since_ts INTEGER NOT NULL);
+    CREATE TABLE blocks (user_id TEXT PRIMARY KEY, since_ts INTEGER NOT NULL);
+    CREATE TABLE requests (
+        room_id TEXT PRIMARY KEY,
+        inviter TEXT NOT NULL,
+        display_name TEXT NOT NULL DEFAULT '',
+        received_ts INTEGER NOT NULL,
+        announced INTEGER NOT NULL DEFAULT 0
     );
     """,
 ]

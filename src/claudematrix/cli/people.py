@@ -1,0 +1,154 @@
+"""What only the person may change: mode, trust, blocks, requests; and my status line.
+
+Opening up, trusting and accepting ask the person at the terminal. Inside a Claude Code
+session (CLAUDECODE=1) with no terminal, they are refused: an agent, possibly steered by a
+message, must never make these changes by running the CLI itself.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from claudematrix.cli._app import cli, emit_json, json_option, run_as
+from claudematrix.errors import ConsentRequired
+from claudematrix.render import format_time
+from claudematrix.service import Service
+from claudematrix.service.people import opens_up
+from claudematrix.store import Request
+from claudematrix.types import Label
+
+_yes = click.option(
+    "--yes", "-y", is_flag=True, help="Confirm without a prompt (not inside Claude Code)."
+)
+
+
+def _person_confirms(question: str, yes: bool) -> bool:
+    inside_claude = os.environ.get("CLAUDECODE") == "1"
+    if sys.stdin.isatty():
+        return yes or click.confirm(question, default=False)
+    if inside_claude:
+        raise ConsentRequired(
+            f"{question.rstrip('?')}: this needs the person's confirmation in their own "
+            "terminal; it cannot be done from inside a Claude Code session"
+        )
+    return yes
+
+
+@cli.command(help="Show or set my mode: secret, private, trusted or public.")
+@click.argument("mode", required=False)
+@_yes
+@click.pass_context
+def mode(ctx: click.Context, mode: str | None, yes: bool) -> None:
+    async def action(service: Service) -> str:
+        current = service.directory.mode()
+        if mode is None:
+            return f"mode {current.value}"
+        new = Label.parse(mode)
+        confirmed = not opens_up(current, new) or _person_confirms(
+            f"Open up from {current.value} to {new.value} (others will see more)?", yes
+        )
+        if not confirmed:
+            return f"mode stays {current.value}"
+        return f"mode {(await service.people.set_mode(new, confirmed=True)).value}"
+
+    click.echo(run_as(ctx, action, start_homeserver=mode is not None))
+
+
+@cli.command(help="Trust a Matrix user (e.g. a session on another machine).")
+@click.argument("user")
+@_yes
+@click.pass_context
+def trust(ctx: click.Context, user: str, yes: bool) -> None:
+    async def action(service: Service) -> str:
+        if not _person_confirms(f"Trust {user} with trusted-labelled data?", yes):
+            return "not trusted"
+        return f"trusted {await service.people.trust(user, confirmed=True)}"
+
+    click.echo(run_as(ctx, action, start_homeserver=True))
+
+
+@cli.command(help="Stop trusting a Matrix user.")
+@click.argument("user")
+@click.pass_context
+def untrust(ctx: click.Context, user: str) -> None:
+    async def action(service: Service) -> str:
+        return f"no longer trusted: {await service.people.untrust(user)}"
+
+    click.echo(run_as(ctx, action, start_homeserver=True))
+
+
+@cli.command(help="Block a Matrix user: their invitations and mail are dropped.")
+@click.argument("user")
+@click.pass_context
+def block(ctx: click.Context, user: str) -> None:
+    async def action(service: Service) -> str:
+        return f"blocked {await service.people.block(user)}"
+
+    click.echo(run_as(ctx, action, start_homeserver=True))
+
+
+@cli.command(help="Unblock a Matrix user.")
+@click.argument("user")
+@click.pass_context
+def unblock(ctx: click.Context, user: str) -> None:
+    async def action(service: Service) -> str:
+        return f"unblocked {await service.people.unblock(user)}"
+
+    click.echo(run_as(ctx, action))
+
+
+@cli.command(help="Message requests: people outside my audience who want to talk.")
+@json_option
+@click.pass_context
+def requests(ctx: click.Context, as_json: bool) -> None:
+    async def action(service: Service) -> list[Request]:
+        return service.people.requests()
+
+    found = run_as(ctx, action)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "from": r.inviter,
+                    "name": r.display_name,
+                    "room_id": r.room_id,
+                    "time": format_time(r.received_ts),
+                }
+                for r in found
+            ]
+        )
+        return
+    if not found:
+        click.echo("no message requests")
+    for r in found:
+        click.echo(
+            f"{format_time(r.received_ts)} {r.display_name or r.inviter} <{r.inviter}> wants "
+            f"to talk: `claudematrix accept {r.inviter}` or `claudematrix block {r.inviter}`"
+        )
+
+
+@cli.command(help="Accept a message request from a Matrix user.")
+@click.argument("user")
+@_yes
+@click.pass_context
+def accept(ctx: click.Context, user: str, yes: bool) -> None:
+    async def action(service: Service) -> str:
+        if not _person_confirms(f"Accept messages from {user}?", yes):
+            return "not accepted"
+        rooms = await service.people.accept(user, confirmed=True)
+        return f"accepted {user}: {len(rooms)} conversation(s) joined; see `claudematrix inbox`"
+
+    click.echo(run_as(ctx, action, start_homeserver=True))
+
+
+@cli.command(name="set-status", help="Say what I am working on (shown to my audience).")
+@click.argument("text")
+@click.pass_context
+def set_status(ctx: click.Context, text: str) -> None:
+    async def action(service: Service) -> str:
+        return f"status: {await service.people.set_status(text)}"
+
+    click.echo(run_as(ctx, action, start_homeserver=True))

@@ -1,0 +1,344 @@
+"""The directory: who is out there, how near they are, what they work on, and what I publish.
+
+Nearness (audience) comes only from proven memberships and the person's own trust list;
+what I publish about myself goes only to rooms my mode's label reaches (policy.allows).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from claudematrix import policy
+from claudematrix.config import Config
+from claudematrix.identity import Identity, display_name_for, neutral_name
+from claudematrix.ids import EventID, RoomAlias, RoomID, UserID, server_name
+from claudematrix.matrix import MatrixClient
+from claudematrix.matrix.content import MEMBER_STATE, PRESENCE_EVENT, PROFILE_EVENT
+from claudematrix.paths import identity_dir
+from claudematrix.service.lobby import join_lobby, join_project_room
+from claudematrix.store import Membership, Person, RoomRecord, Store, SyncBatch
+from claudematrix.types import Audience, Contact, Label
+from claudematrix.workspace import Workspace
+
+__all__ = ["Directory", "Timing", "ROOM_AUDIENCE", "PUBLIC_ROOM_ALIAS"]
+
+# The audience a room of each kind reaches: what may be published there.
+ROOM_AUDIENCE: dict[str, Audience] = {
+    "project": Audience.PROJECT,
+    "lobby": Audience.MACHINE,
+    "circle": Audience.TRUSTED,
+    "public": Audience.ANYONE,
+}
+PUBLIC_ROOM_ALIAS = "claudematrix-public"
+_NEAREST_FIRST = list(Audience)
+
+
+@dataclass(frozen=True)
+class Timing:
+    heartbeat_s: float
+    ttl_ms: int
+    hide_after_s: float
+
+    @classmethod
+    def from_env(cls) -> Timing:
+        heartbeat = float(os.environ.get("CLAUDEMATRIX_HEARTBEAT_S", "60"))
+        days = float(os.environ.get("CLAUDEMATRIX_HIDE_AFTER_DAYS", "7"))
+        return cls(heartbeat, int(heartbeat * 2500), days * 86400)
+
+
+class Directory:
+    def __init__(
+        self,
+        config: Config,
+        identity: Identity,
+        workspace: Workspace,
+        store: Store,
+        client: Callable[[], MatrixClient],
+        me: Callable[[], UserID | None],
+        owner: Callable[[], UserID | None],
+        hidden: Callable[[], set[UserID | None]],
+    ) -> None:
+        self.config = config
+        self.identity = identity
+        self.workspace = workspace
+        self.store = store
+        self._client = client
+        self._me = me
+        self._owner = owner
+        self._hidden = hidden
+        self.timing = Timing.from_env()
+        self._task_file = identity_dir(identity.slug) / "task.json"
+        self._task_seen = 0
+        self.long_lived = False  # set by the MCP server, which keeps a heartbeat
+
+    # --- nearness ----------------------------------------------------------------------
+
+    def mode(self) -> Label:
+        return Label.parse(self.store.setting("mode") or Label.PRIVATE.value)
+
+    def audience_of(self, user: UserID) -> Audience:
+        if user in (self._me(), self._owner()):
+            return Audience.SELF
+        rooms = self.store.rooms_of(user)
+        if rooms & set(self.store.rooms_of_kind("project")):
+            return Audience.PROJECT
+        if rooms & set(self.store.rooms_of_kind("lobby")):
+            return Audience.MACHINE
+        if user in self.store.trusted():
+            return Audience.TRUSTED
+        return Audience.ANYONE
+
+    def contacts(self, *, include_hidden: bool = False) -> list[Contact]:
+        """Everyone I can reach: online first, then nearest, then most recently active."""
+        now = int(time.time() * 1000)
+        hidden = self._hidden() | self.store.blocked()
+        profiles = self.store.profiles()
+        presence = self.store.presence()
+        dms = self.store.dm_rooms()
+        found: list[Contact] = []
+        people = self.store.people()
+        owner = self._owner()
+        if owner:
+            people.setdefault(owner, Person(owner))
+        reachable = self._reachable() | ({owner} if owner else set())
+        for user, person in people.items():
+            if user in hidden or user not in reachable:
+                continue
+            profile = profiles[user].content if user in profiles else {}
+            seen = presence.get(user)
+            last_seen = max(seen.last_active_ts if seen else 0, person.last_seen_ts or 0) or None
+            online = bool(seen and seen.is_online(now))
+            if not (include_hidden or online or last_seen is None) and (
+                now - last_seen > self.timing.hide_after_s * 1000
+            ):
+                continue
+            found.append(
+                Contact(
+                    user_id=user,
+                    display_name=str(profile.get("display_name") or person.display_name),
+                    audience=self.audience_of(user),
+                    last_seen_ts=last_seen,
+                    status=str(profile.get("status") or ""),
+                    dm_room=dms.get(user),
+                    short_name=str(profile.get("short_name") or ""),
+                    project=str(profile.get("project") or ""),
+                    branch=str(profile.get("branch") or ""),
+                    host=str(profile.get("host") or ""),
+                    task=str(profile.get("task") or ""),
+                    mode=str(profile.get("mode") or ""),
+                    online=online,
+                )
+            )
+        found.sort(
+            key=lambda c: (
+                not c.online,
+                _NEAREST_FIRST.index(c.audience),
+                -(c.last_seen_ts or 0),
+            )
+        )
+        return found
+
+    def _reachable(self) -> set[UserID]:
+        """People in a directory room with me, DM partners, and those I trust."""
+        found = set(self.store.dm_rooms()) | self.store.trusted()
+        for kind in ROOM_AUDIENCE:
+            for room in self.store.rooms_of_kind(kind):
+                found |= set(self.store.members(room))
+        return found
+
+    # --- rooms I belong to because of where I work and my mode ---------------------------
+
+    async def join_rooms(self) -> None:
+        """Lobby and project room (unless secret), public room (if public)."""
+        client = self._client()
+        mode = self.mode()
+        if mode is Label.SECRET:
+            return
+        if not self.store.rooms_of_kind("lobby"):
+            room = await join_lobby(self.config, client)
+            await self._remember_room(room, "lobby")
+        if not self.store.rooms_of_kind("project"):
+            room = await join_project_room(self.config, client, self.workspace)
+            await self._remember_room(room, "project")
+        if mode is Label.PUBLIC and not self.store.rooms_of_kind("public"):
+            await self._join_public_room()
+
+    async def _remember_room(self, room: RoomID, kind: str) -> None:
+        members = await self._client().joined_members(room)
+        now = int(time.time() * 1000)
+        self.store.commit_sync(
+            SyncBatch(
+                next_batch=None,
+                rooms=[RoomRecord(room, kind)],
+                memberships=[Membership(room, u, n, True) for u, n in members.items()],
+                people=[Person(u, n, now) for u, n in members.items()],
+            )
+        )
+
+    async def refresh_memberships(self) -> None:
+        """Re-read members of the lobby and project room: the authority on nearness."""
+        for kind in ("lobby", "project"):
+            for room in self.store.rooms_of_kind(kind):
+                await self._remember_room(room, kind)
+
+    async def _join_public_room(self) -> None:
+        client = self._client()
+        alias = RoomAlias(f"#{PUBLIC_ROOM_ALIAS}:{server_name(client.user_id)}")
+        room = await client.resolve_alias(alias)
+        if room is None:
+            room = await client.create_public_room(
+                PUBLIC_ROOM_ALIAS,
+                "ClaudeMatrix public directory",
+                "Sessions in public mode publish what they work on here.",
+                MEMBER_STATE,
+            )
+        else:
+            room = await client.join(room)
+        await self._remember_room(room, "public")
+
+    async def circle(self) -> RoomID:
+        """My trusted circle: where trusted remote contacts see my profile."""
+        existing = self.store.rooms_of_kind("circle")
+        if existing:
+            return existing[0]
+        client = self._client()
+        room = await client.create_invite_only_room(
+            f"cm-circle-{os.urandom(6).hex()}",
+            f"Trusted circle of {self.identity.short}",
+            "People this session trusts. Invite-only.",
+            MEMBER_STATE,
+        )
+        await self._remember_room(room, "circle")
+        return room
+
+    # --- what I publish -----------------------------------------------------------------
+
+    def _task(self) -> str:
+        try:
+            data = json.loads(self._task_file.read_text())
+        except (OSError, ValueError):
+            return ""
+        return str(data.get("task") or "") if isinstance(data, dict) else ""
+
+    def task_changed(self) -> bool:
+        try:
+            stamp = self._task_file.stat().st_mtime_ns
+        except OSError:
+            return False
+        changed = stamp != self._task_seen
+        self._task_seen = stamp
+        return changed
+
+    def rich_name(self) -> str:
+        return display_name_for(self.identity, self.workspace)
+
+    def short_name(self) -> str:
+        explicit = os.environ.get("CLAUDEMATRIX_SESSION_NAME", "").strip()
+        if explicit:
+            return explicit
+        if self.identity.is_owner:
+            return "owner"
+        return f"{self.workspace.project}-{self.identity.short}"
+
+    def profile(self) -> dict[str, Any]:
+        mode = self.mode()
+        return {
+            "v": 1,
+            "display_name": self.rich_name(),
+            "short_name": self.short_name(),
+            "project": self.workspace.project,
+            "branch": self.workspace.branch,
+            "host": self.workspace.host,
+            "mode": mode.value,
+            "label": mode.value,
+            "status": self.store.setting("status") or "",
+            "task": self._task(),
+        }
+
+    def presence(self, *, online: bool) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "last_active": int(time.time() * 1000),
+            "ttl_ms": self.timing.ttl_ms,
+            "online": online,
+        }
+
+    async def publish(self) -> None:
+        """Profile and presence into every room my mode reaches; withdrawn from the rest.
+
+        Only a long-lived process (the session's MCP server) says it is online; a CLI run
+        just leaves a fresh last-active time.
+        """
+        client = self._client()
+        mode = self.mode()
+        await client.set_displayname(
+            self.rich_name() if mode is Label.PUBLIC else neutral_name(self.identity)
+        )
+        profile = self.profile()
+        for kind, audience in ROOM_AUDIENCE.items():
+            for room in self.store.rooms_of_kind(kind):
+                if policy.allows(mode, audience):
+                    event = await client.put_state(room, PROFILE_EVENT, profile, client.user_id)
+                    self._remember_published(room, event)
+                    await client.set_room_displayname(room, self.rich_name())
+                    await client.put_state(
+                        room,
+                        PRESENCE_EVENT,
+                        self.presence(online=self.long_lived),
+                        client.user_id,
+                    )
+                else:
+                    await self.withdraw(room)
+
+    async def heartbeat(self, *, online: bool = True) -> None:
+        client = self._client()
+        mode = self.mode()
+        for kind, audience in ROOM_AUDIENCE.items():
+            if not policy.allows(mode, audience):
+                continue
+            for room in self.store.rooms_of_kind(kind):
+                await client.put_state(
+                    room, PRESENCE_EVENT, self.presence(online=online), client.user_id
+                )
+
+    def _remember_published(self, room: RoomID, event: EventID) -> None:
+        key = f"published:{room}"
+        events = json.loads(self.store.setting(key) or "[]")
+        events.append(event)
+        self.store.set_setting(key, json.dumps(events))
+
+    async def withdraw(self, room: RoomID) -> None:
+        """Take back what I published in a room: redact it, then leave empty state."""
+        client = self._client()
+        # Empty state first: after a redaction Synapse would treat `{}` as no change, and
+        # other members would never hear that the profile is gone.
+        await client.put_state(room, PROFILE_EVENT, {}, client.user_id)
+        await client.put_state(room, PRESENCE_EVENT, {}, client.user_id)
+        await client.set_room_displayname(room, neutral_name(self.identity))
+        key = f"published:{room}"
+        for event in json.loads(self.store.setting(key) or "[]"):
+            await client.redact(room, EventID(event))  # and none left in the history
+        self.store.set_setting(key, "[]")
+
+    async def apply_mode(self) -> None:
+        """Bring rooms and publications in line with the stored mode."""
+        client = self._client()
+        mode = self.mode()
+        for kind, audience in ROOM_AUDIENCE.items():
+            if policy.allows(mode, audience):
+                continue
+            for room in self.store.rooms_of_kind(kind):
+                await self.withdraw(room)
+                if kind in ("lobby", "project", "public"):  # circle stays: it is my own
+                    await client.leave(room)
+                    self._forget_room(room, kind)
+        await self.join_rooms()
+        await self.publish()
+
+    def _forget_room(self, room: RoomID, kind: str) -> None:
+        self.store.save_room(RoomRecord(room, kind, joined=False))

@@ -1,0 +1,130 @@
+"""What only the person may change: mode, trust, blocks, requests.
+
+Nothing here runs because of a message: callers are the CLI (a person at a terminal) or MCP
+tools that first get the person's confirmation. Moving to a more private mode, untrusting and
+blocking never need confirmation; opening up, trusting and accepting always do.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from claudematrix.errors import ConsentRequired, InvalidInput, UnknownRecipient
+from claudematrix.ids import RoomID, UserID, parse_user_id
+from claudematrix.store import Request
+from claudematrix.types import Label
+
+if TYPE_CHECKING:
+    from claudematrix.service.session import Service
+
+__all__ = ["People", "opens_up"]
+
+_OPENNESS = [Label.SECRET, Label.PRIVATE, Label.TRUSTED, Label.PUBLIC]
+_MAX_STATUS = 200
+
+
+def opens_up(old: Label, new: Label) -> bool:
+    return _OPENNESS.index(new) > _OPENNESS.index(old)
+
+
+def _person_only(action: str, command: str) -> ConsentRequired:
+    return ConsentRequired(
+        f"{action} needs the person's confirmation: ask them to run `claudematrix {command}` "
+        f"in their terminal (or /claudematrix:{command.split()[0]})"
+    )
+
+
+class People:
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    async def set_mode(self, mode: str | Label, *, confirmed: bool) -> Label:
+        new = mode if isinstance(mode, Label) else Label.parse(mode)
+        old = self.service.directory.mode()
+        if opens_up(old, new) and not confirmed:
+            raise _person_only(f"switching from {old.value} to {new.value}", f"mode {new.value}")
+        self.service.store.set_setting("mode", new.value)
+        await self.service.directory.apply_mode()
+        if new in (Label.TRUSTED, Label.PUBLIC):
+            await self.share_circle()
+        return new
+
+    async def set_status(self, text: str) -> str:
+        status = " ".join(text.split())
+        if len(status) > _MAX_STATUS:
+            raise InvalidInput(f"a status is one line of at most {_MAX_STATUS} characters")
+        self.service.store.set_setting("status", status)
+        await self.service.directory.publish()
+        return status
+
+    async def _existing_user(self, user: str) -> UserID:
+        user_id = parse_user_id(user.strip())
+        await self.service._require_client().require_user(user_id)
+        return user_id
+
+    async def trust(self, user: str, *, confirmed: bool) -> UserID:
+        if not confirmed:
+            raise _person_only(f"trusting {user}", f"trust {user}")
+        user_id = await self._existing_user(user)
+        self.service.store.set_blocked(user_id, False)
+        self.service.store.set_trusted(user_id, True)
+        if self.service.directory.mode() in (Label.TRUSTED, Label.PUBLIC):
+            await self.share_circle_with(user_id)
+        return user_id
+
+    async def share_circle_with(self, user: UserID) -> None:
+        circle = await self.service.directory.circle()
+        await self.service._require_client().invite(circle, user)
+        await self.service.directory.publish()
+
+    async def share_circle(self) -> None:
+        """After opening up to trusted: invite everyone already trusted."""
+        for user in self.service.store.trusted():
+            await self.share_circle_with(user)
+
+    async def untrust(self, user: str) -> UserID:
+        user_id = parse_user_id(user.strip())
+        self.service.store.set_trusted(user_id, False)
+        client = self.service._require_client()
+        for circle in self.service.store.rooms_of_kind("circle"):
+            if user_id in self.service.store.members(circle):
+                await client.kick(circle, user_id)
+        return user_id
+
+    async def block(self, user: str) -> UserID:
+        user_id = parse_user_id(user.strip())
+        self.service.store.set_blocked(user_id, True)
+        client = self.service._require_client()
+        for room in self.service.store.drop_requests_from(user_id):
+            await client.reject(room)
+        for circle in self.service.store.rooms_of_kind("circle"):
+            if user_id in self.service.store.members(circle):
+                await client.kick(circle, user_id)
+        return user_id
+
+    async def unblock(self, user: str) -> UserID:
+        user_id = parse_user_id(user.strip())
+        self.service.store.set_blocked(user_id, False)
+        return user_id
+
+    def requests(self) -> list[Request]:
+        return self.service.store.requests()
+
+    async def accept(self, user: str, *, confirmed: bool) -> list[RoomID]:
+        if not confirmed:
+            raise _person_only(f"accepting {user}'s request", f"accept {user}")
+        user_id = parse_user_id(user.strip())
+        rooms = self.service.store.drop_requests_from(user_id)
+        if not rooms:
+            raise UnknownRecipient(
+                f"no request from {user_id}: run `claudematrix requests` to see pending ones"
+            )
+        joined = []
+        for room in rooms:
+            record = await self.service._join_invite(room, user_id, direct=True)
+            if record is not None:
+                self.service.store.save_room(record)
+                joined.append(record.room_id)
+        if self.service.try_own_sync():
+            await self.service.sync()
+        return joined

@@ -1,0 +1,218 @@
+"""Directory tables of a store: people, room members, published profiles, trust, blocks,
+and message requests. Facts only; who counts as what audience is decided in service/."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from claudematrix.ids import RoomID, UserID
+
+__all__ = ["DirectoryTables", "Person", "Membership", "Profile", "Presence", "Request"]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Person:
+    user_id: UserID
+    display_name: str = ""
+    last_seen_ts: int | None = None
+
+
+@dataclass(frozen=True)
+class Membership:
+    room_id: RoomID
+    user_id: UserID
+    display_name: str
+    joined: bool
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a user published about themselves in a room (their own state event)."""
+
+    user_id: UserID
+    room_id: RoomID
+    content: dict[str, Any]
+    updated_ts: int
+
+
+@dataclass(frozen=True)
+class Presence:
+    user_id: UserID
+    last_active_ts: int
+    ttl_ms: int
+    online: bool
+
+    def is_online(self, now_ms: int) -> bool:
+        return self.online and now_ms - self.last_active_ts <= self.ttl_ms
+
+
+@dataclass(frozen=True)
+class Request:
+    room_id: RoomID
+    inviter: UserID
+    display_name: str
+    received_ts: int
+    announced: bool = False
+
+
+class DirectoryTables:
+    _conn: sqlite3.Connection
+
+    # --- written inside a sync transaction ----------------------------------------------
+
+    @staticmethod
+    def _apply_directory(
+        conn: sqlite3.Connection,
+        people: Sequence[Person],
+        memberships: Sequence[Membership],
+        profiles: Sequence[Profile],
+        presence: Sequence[Presence] = (),
+    ) -> None:
+        for pr_ in presence:
+            conn.execute(
+                "INSERT INTO presence (user_id, last_active_ts, ttl_ms, online) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+                "last_active_ts = excluded.last_active_ts, ttl_ms = excluded.ttl_ms, "
+                "online = excluded.online WHERE excluded.last_active_ts >= presence.last_active_ts",
+                (pr_.user_id, pr_.last_active_ts, pr_.ttl_ms, int(pr_.online)),
+            )
+        for p in people:
+            conn.execute(
+                "INSERT INTO people (user_id, display_name, last_seen_ts) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET display_name = CASE "
+                "WHEN excluded.display_name != '' THEN excluded.display_name "
+                "ELSE people.display_name END, "
+                "last_seen_ts = MAX(COALESCE(excluded.last_seen_ts, 0), "
+                "COALESCE(people.last_seen_ts, 0))",
+                (p.user_id, p.display_name, p.last_seen_ts),
+            )
+        for m in memberships:
+            if m.joined:
+                conn.execute(
+                    "INSERT INTO members (room_id, user_id, display_name) VALUES (?, ?, ?) "
+                    "ON CONFLICT (room_id, user_id) DO UPDATE SET "
+                    "display_name = excluded.display_name",
+                    (m.room_id, m.user_id, m.display_name),
+                )
+            else:
+                conn.execute(
+                    "DELETE FROM members WHERE room_id = ? AND user_id = ?",
+                    (m.room_id, m.user_id),
+                )
+        for pr in profiles:
+            if pr.content:
+                conn.execute(
+                    "INSERT INTO profiles (user_id, room_id, content, updated_ts) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+                    "room_id = excluded.room_id, content = excluded.content, "
+                    "updated_ts = excluded.updated_ts "
+                    "WHERE excluded.updated_ts >= profiles.updated_ts",
+                    (pr.user_id, pr.room_id, json.dumps(pr.content), pr.updated_ts),
+                )
+            else:  # withdrawn (secret mode): forget what they published there
+                conn.execute(
+                    "DELETE FROM profiles WHERE user_id = ? AND room_id = ?",
+                    (pr.user_id, pr.room_id),
+                )
+
+    # --- people -------------------------------------------------------------------------
+
+    def people(self) -> dict[UserID, Person]:
+        rows = self._conn.execute(
+            "SELECT user_id, display_name, last_seen_ts FROM people"
+        ).fetchall()
+        return {UserID(r[0]): Person(UserID(r[0]), r[1], r[2]) for r in rows}
+
+    def members(self, room_id: RoomID) -> dict[UserID, str]:
+        rows = self._conn.execute(
+            "SELECT user_id, display_name FROM members WHERE room_id = ?", (room_id,)
+        ).fetchall()
+        return {UserID(r[0]): r[1] for r in rows}
+
+    def rooms_of(self, user_id: UserID) -> set[RoomID]:
+        rows = self._conn.execute(
+            "SELECT room_id FROM members WHERE user_id = ?", (user_id,)
+        ).fetchall()
+        return {RoomID(r[0]) for r in rows}
+
+    def profiles(self) -> dict[UserID, Profile]:
+        rows = self._conn.execute(
+            "SELECT user_id, room_id, content, updated_ts FROM profiles"
+        ).fetchall()
+        return {
+            UserID(r[0]): Profile(UserID(r[0]), RoomID(r[1]), json.loads(r[2]), int(r[3]))
+            for r in rows
+        }
+
+    def presence(self) -> dict[UserID, Presence]:
+        rows = self._conn.execute(
+            "SELECT user_id, last_active_ts, ttl_ms, online FROM presence"
+        ).fetchall()
+        return {
+            UserID(r[0]): Presence(UserID(r[0]), int(r[1]), int(r[2]), bool(r[3])) for r in rows
+        }
+
+    # --- trust and blocks: changed only by the person, never by a message -----------------
+
+    def trusted(self) -> set[UserID]:
+        return {UserID(r[0]) for r in self._conn.execute("SELECT user_id FROM trust")}
+
+    def set_trusted(self, user_id: UserID, trusted: bool) -> None:
+        if trusted:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO trust (user_id, since_ts) VALUES (?, ?)",
+                (user_id, _now_ms()),
+            )
+        else:
+            self._conn.execute("DELETE FROM trust WHERE user_id = ?", (user_id,))
+
+    def blocked(self) -> set[UserID]:
+        return {UserID(r[0]) for r in self._conn.execute("SELECT user_id FROM blocks")}
+
+    def set_blocked(self, user_id: UserID, blocked: bool) -> None:
+        if blocked:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO blocks (user_id, since_ts) VALUES (?, ?)",
+                (user_id, _now_ms()),
+            )
+            self._conn.execute("DELETE FROM trust WHERE user_id = ?", (user_id,))
+        else:
+            self._conn.execute("DELETE FROM blocks WHERE user_id = ?", (user_id,))
+
+    # --- requests: invitations from outside my audience, held unopened ---------------------
+
+    def add_request(self, request: Request) -> None:
+        self._conn.execute(
+            "INSERT OR IGNORE INTO requests (room_id, inviter, display_name, received_ts) "
+            "VALUES (?, ?, ?, ?)",
+            (request.room_id, request.inviter, request.display_name, request.received_ts),
+        )
+
+    def requests(self) -> list[Request]:
+        rows = self._conn.execute(
+            "SELECT room_id, inviter, display_name, received_ts, announced FROM requests "
+            "ORDER BY received_ts DESC"
+        ).fetchall()
+        return [Request(RoomID(r[0]), UserID(r[1]), r[2], int(r[3]), bool(r[4])) for r in rows]
+
+    def drop_requests_from(self, user_id: UserID) -> list[RoomID]:
+        rows = self._conn.execute(
+            "SELECT room_id FROM requests WHERE inviter = ?", (user_id,)
+        ).fetchall()
+        self._conn.execute("DELETE FROM requests WHERE inviter = ?", (user_id,))
+        return [RoomID(r[0]) for r in rows]
+
+    def unannounced_requests(self) -> list[Request]:
+        return [r for r in self.requests() if not r.announced]
+
+    def mark_requests_announced(self) -> None:
+        self._conn.execute("UPDATE requests SET announced = 1 WHERE announced = 0")
