@@ -56,7 +56,9 @@ def _invites(resp: nio.SyncResponse, me: UserID) -> list[Invite]:
             source = getattr(event, "source", None) or {}
             if source.get("type") == "m.room.member" and source.get("state_key") == me:
                 inviter = str(source.get("sender", ""))
-                direct = bool((source.get("content") or {}).get("is_direct"))
+                # nio keeps invite content on the parsed event, not in `source`
+                content = getattr(event, "content", None) or source.get("content") or {}
+                direct = bool(content.get("is_direct"))
         if inviter:
             found.append(Invite(RoomID(room_id), UserID(inviter), direct))
     return found
