@@ -31,7 +31,9 @@ def check(label: Label, audience: Audience, what: str, whom: str) -> None:
     widest = next(
         (lbl.value for lbl in Label if audience in AUDIENCES_FOR[lbl]), Label.PUBLIC.value
     )
+    trust_hint = " or have the person trust them" if audience is Audience.ANYONE else ""
     raise PolicyRefused(
         f"refused: {what} is labelled {label.value}, and {whom} is {audience.value}; "
-        f"a {label.value} label does not reach them (label it {widest} if it may travel that far)"
+        f"a {label.value} label does not reach them (label it {widest} if it may travel that "
+        f"far{trust_hint})"
     )
