@@ -1,0 +1,415 @@
+#!/usr/bin/env python3
+"""ClaudeMatrix plugin launcher. Standard library only; run by whatever python3 is on PATH.
+
+    python3 launch.py mcp       run the MCP stdio server from the plugin's own venv
+    python3 launch.py install   build that venv now (what `mcp` starts in the background)
+    python3 launch.py python    print the venv's interpreter path (empty + exit 1 if not ready)
+
+The venv lives in $CLAUDE_PLUGIN_DATA/venvs/<version>-<hash>, keyed by the plugin version, a hash
+of pyproject.toml and the interpreter, so it is rebuilt exactly when one of them changes.
+$CLAUDE_PLUGIN_DATA/venv is a symlink to the newest ready one.
+
+Stdout is the MCP protocol: nothing but JSON-RPC is ever written there. Install output goes to
+$CLAUDE_PLUGIN_DATA/install.log. Claude Code gives a stdio server 30 s (MCP_TIMEOUT) to finish
+the handshake, and a server that misses it is skipped by later sessions too, so a first start
+that has to install waits a short grace period and then answers the handshake itself (a tiny
+JSON-RPC shim with no tools). When the venv is ready, the shim starts the real server, replays
+the handshake to it, proxies the rest of the session and tells Claude Code the tool list
+changed. See docs/distribution.md.
+
+Set CLAUDEMATRIX_PLUGIN_VENV=<venv> to use an existing venv (developers, tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+MIN_PYTHON = (3, 10)
+VENV_ENV = "CLAUDEMATRIX_PLUGIN_VENV"
+GRACE_ENV = "CLAUDEMATRIX_LAUNCH_GRACE"  # seconds to wait for an install before shimming
+DEFAULT_GRACE = 10.0
+READY_MARK = ".claudematrix-ready"
+SERVER_ARGS = ("-m", "claudematrix", "mcp")
+# What is copied from the plugin root to build the package (never built in place: the plugin
+# root may be read-only or a developer's checkout).
+BUILD_FILES = ("pyproject.toml", "setup.cfg", "setup.py", "README.md", "LICENSE", "MANIFEST.in")
+
+
+def log(message: str) -> None:
+    print(f"claudematrix launcher: {message}", file=sys.stderr, flush=True)
+
+
+# -- where things are -----------------------------------------------------------------------
+
+
+def plugin_root() -> Path:
+    env = os.environ.get("CLAUDE_PLUGIN_ROOT")
+    return Path(env) if env else Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    env = os.environ.get("CLAUDE_PLUGIN_DATA")
+    if env:
+        return Path(env)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "claudematrix" / "plugin-data"
+
+
+def plugin_version(root: Path) -> str:
+    try:
+        manifest = json.loads((root / ".claude-plugin" / "plugin.json").read_text())
+        return str(manifest.get("version") or "0")
+    except (OSError, ValueError):
+        return "0"
+
+
+def venv_key(root: Path) -> str:
+    digest = hashlib.sha256()
+    digest.update(plugin_version(root).encode())
+    with contextlib.suppress(OSError):
+        digest.update((root / "pyproject.toml").read_bytes())
+    digest.update(sys.version.encode())
+    digest.update(os.path.realpath(sys.executable).encode())
+    return f"{plugin_version(root)}-{digest.hexdigest()[:12]}"
+
+
+def venv_path(root: Path, data: Path) -> Path:
+    return data / "venvs" / venv_key(root)
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def is_ready(venv: Path) -> bool:
+    return (venv / READY_MARK).is_file() and venv_python(venv).exists()
+
+
+# -- installing -----------------------------------------------------------------------------
+
+
+def _copy_sources(root: Path, dest: Path) -> None:
+    dest.mkdir(parents=True)
+    for name in BUILD_FILES:
+        if (root / name).is_file():
+            shutil.copy2(root / name, dest / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
+    shutil.copytree(root / "src", dest / "src", ignore=ignore)
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for var in ("PYTHONPATH", "PYTHONHOME", "PIP_USER", "VIRTUAL_ENV"):
+        env.pop(var, None)
+    return env
+
+
+def _run(cmd: list[str]) -> None:
+    print("$ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL, env=_child_env())
+
+
+def _point_current(data: Path, venv: Path) -> Path | None:
+    """Atomically repoint data/venv at venv; return the previous target, if any."""
+    link = data / "venv"
+    previous = Path(os.readlink(link)) if link.is_symlink() else None
+    tmp = data / f".venv-link-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(venv.relative_to(data))
+    os.replace(tmp, link)
+    return data / previous if previous is not None and not previous.is_absolute() else previous
+
+
+def install(root: Path, data: Path) -> int:
+    """Build the venv for this plugin version unless it is ready. Safe to run concurrently."""
+    data.mkdir(parents=True, exist_ok=True)
+    venv = venv_path(root, data)
+    with open(data / "install.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_ready(venv):
+            return 0
+        if not sys.stdout.isatty():  # started by `mcp`: keep a log instead
+            with open(data / "install.log", "w") as logfile:
+                os.dup2(logfile.fileno(), 1)
+                os.dup2(logfile.fileno(), 2)
+        print(f"installing claudematrix {plugin_version(root)} into {venv}", flush=True)
+        started = time.monotonic()
+        if venv.exists():  # a build that died half-way: never trusted, rebuilt from scratch
+            shutil.rmtree(venv)
+        try:
+            with tempfile.TemporaryDirectory(prefix="claudematrix-build-") as tmp:
+                sources = Path(tmp) / "src"
+                _copy_sources(root, sources)
+                _run([sys.executable, "-m", "venv", str(venv)])
+                pip = [str(venv_python(venv)), "-m", "pip"]
+                _run([*pip, "install", "--disable-pip-version-check", "--no-input", str(sources)])
+        except (OSError, subprocess.CalledProcessError) as exc:
+            print(f"install failed: {exc}", flush=True)
+            shutil.rmtree(venv, ignore_errors=True)
+            return 1
+        stamp = {"version": plugin_version(root), "python": sys.version, "at": time.time()}
+        tmp_mark = venv / f"{READY_MARK}.tmp"
+        tmp_mark.write_text(json.dumps(stamp) + "\n")
+        os.replace(tmp_mark, venv / READY_MARK)
+        try:  # best effort: the venv is ready whatever happens here
+            previous = _point_current(data, venv)
+            for old in (data / "venvs").iterdir():
+                if old != venv and old != previous:
+                    shutil.rmtree(old, ignore_errors=True)
+        except OSError as exc:
+            print(f"could not update {data / 'venv'} or prune old venvs: {exc}", flush=True)
+        print(f"ready in {time.monotonic() - started:.1f}s", flush=True)
+    return 0
+
+
+def start_installer(data: Path) -> subprocess.Popen[bytes]:
+    """Run `launch.py install` detached, so it finishes even if this session goes away."""
+    data.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "install"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+# -- the handshake shim and proxy -----------------------------------------------------------
+
+
+def _seconds(value: str | None, scale: float = 1.0) -> float | None:
+    try:
+        return float(value) / scale if value else None
+    except ValueError:
+        return None
+
+
+def _grace() -> float:
+    """How long to wait for an install before answering the handshake with the shim."""
+    override = _seconds(os.environ.get(GRACE_ENV))
+    if override is not None:
+        return max(0.0, override)
+    timeout = _seconds(os.environ.get("MCP_TIMEOUT"), 1000)  # Claude Code's, in ms, if set
+    return min(DEFAULT_GRACE, timeout / 3) if timeout and timeout > 0 else DEFAULT_GRACE
+
+
+class Shim:
+    """Answers the MCP handshake while the venv is built, then hands over to the real server."""
+
+    def __init__(self, installer: subprocess.Popen[bytes], venv: Path, data: Path) -> None:
+        self.installer = installer
+        self.venv = venv
+        self.data = data
+        self.version = plugin_version(plugin_root())
+        self.lock = threading.Lock()
+        self.out_lock = threading.Lock()
+        self.init_request: bytes | None = None
+        self.child: subprocess.Popen[bytes] | None = None
+        self.failure: str | None = None
+
+    def write(self, message: dict[str, Any]) -> None:
+        self.write_raw(json.dumps(message).encode() + b"\n")
+
+    def write_raw(self, line: bytes) -> None:
+        with self.out_lock:
+            sys.stdout.buffer.write(line)
+            sys.stdout.buffer.flush()
+
+    def run(self) -> int:
+        threading.Thread(target=self._await_install, daemon=True).start()
+        stdin = sys.stdin.buffer
+        while True:
+            line = stdin.readline()
+            if not line:
+                break
+            with self.lock:
+                if self.child is not None and self.child.stdin is not None:
+                    try:
+                        self.child.stdin.write(line)
+                        self.child.stdin.flush()
+                    except OSError:  # the server is gone; _pump ends this process
+                        break
+                    continue
+                self._handle(line)
+        with self.lock:
+            child = self.child
+        if child is None:
+            return 0
+        if child.stdin is not None:
+            child.stdin.close()
+        try:
+            return child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.terminate()
+            return child.wait()
+
+    def _handle(self, line: bytes) -> None:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(message, dict) or "id" not in message or "method" not in message:
+            return  # notifications and stray responses need no answer
+        method, params = message["method"], message.get("params") or {}
+        result: dict[str, Any] | None = None
+        if method == "initialize":
+            self.init_request = line
+            result = {
+                "protocolVersion": params.get("protocolVersion", "2025-06-18"),
+                "capabilities": {"tools": {"listChanged": True}},
+                "serverInfo": {"name": "claudematrix", "version": self.version},
+                "instructions": "ClaudeMatrix is finishing its first-time setup; its tools "
+                "appear when it is done.",
+            }
+        elif method == "ping":
+            result = {}
+        elif method == "tools/list":
+            result = {"tools": [self._failure_tool()] if self.failure else []}
+        elif method == "tools/call":
+            text = self.failure or "ClaudeMatrix is still installing; try again shortly."
+            result = {"content": [{"type": "text", "text": text}], "isError": True}
+        if result is None:
+            error = {"code": -32601, "message": f"Method not found: {method}"}
+            self.write({"jsonrpc": "2.0", "id": message["id"], "error": error})
+        else:
+            self.write({"jsonrpc": "2.0", "id": message["id"], "result": result})
+
+    def _failure_tool(self) -> dict[str, Any]:
+        return {
+            "name": "setup_error",
+            "description": f"ClaudeMatrix is not available: {self.failure} Tell the user.",
+            "inputSchema": {"type": "object", "properties": {}},
+        }
+
+    def _await_install(self) -> None:
+        code = self.installer.wait()
+        if code == 0 and is_ready(self.venv):
+            try:
+                self._hand_over()
+                return
+            except (OSError, ValueError) as exc:
+                reason = f"its MCP server did not start ({exc})."
+        else:
+            reason = "installing its Python environment failed."
+        log_file = self.data / "install.log"
+        with self.lock:
+            self.failure = f"{reason} See {log_file}; it retries in the next session."
+        log(self.failure)
+        self.write({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+
+    def _hand_over(self) -> None:
+        python = str(venv_python(self.venv))
+        with self.lock:
+            child = subprocess.Popen(
+                [python, *SERVER_ARGS], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            )
+            assert child.stdin is not None and child.stdout is not None
+            try:
+                if self.init_request is not None:  # replay the handshake the shim answered
+                    request_id = json.loads(self.init_request)["id"]
+                    child.stdin.write(self.init_request)
+                    child.stdin.flush()
+                    _await_response(child.stdout, request_id)
+                    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+                    child.stdin.write(json.dumps(initialized).encode() + b"\n")
+                    child.stdin.flush()
+            except (OSError, ValueError):
+                child.kill()
+                child.wait()
+                raise
+            self.child = child
+        threading.Thread(target=self._pump, args=(child,), daemon=True).start()
+        self.write({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+        session = os.environ.get("CLAUDE_CODE_SESSION_ID", "?")
+        note = f"handed over to the MCP server (pid {child.pid}) of session {session}"
+        log(note)
+        with contextlib.suppress(OSError), open(self.data / "install.log", "a") as logfile:
+            logfile.write(note + "\n")
+
+    def _pump(self, child: subprocess.Popen[bytes]) -> None:
+        assert child.stdout is not None
+        for line in iter(child.stdout.readline, b""):
+            self.write_raw(line)
+        os._exit(child.wait())  # the server ended: so does this session's launcher
+
+
+def _await_response(stream: IO[bytes], request_id: Any) -> None:
+    for line in iter(stream.readline, b""):
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(message, dict) and message.get("id") == request_id:
+            if "error" in message:
+                raise ValueError(f"initialize failed: {message['error']}")
+            return
+    raise ValueError("the server exited during the handshake")
+
+
+# -- entry points ---------------------------------------------------------------------------
+
+
+def _exec_server(venv: Path, args: list[str]) -> None:
+    python = str(venv_python(venv))
+    os.execv(python, [python, *SERVER_ARGS, *args])
+
+
+def _newer_python() -> str | None:
+    for minor in range(14, MIN_PYTHON[1] - 1, -1):
+        found = shutil.which(f"python3.{minor}")
+        if found:
+            return found
+    return None
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else "mcp"
+    if sys.version_info < MIN_PYTHON:
+        newer = _newer_python()
+        if newer and command in ("mcp", "install", "python"):
+            os.execv(newer, [newer, str(Path(__file__).resolve()), *argv])
+        log(f"needs Python >= {MIN_PYTHON[0]}.{MIN_PYTHON[1]}; found {sys.version.split()[0]}")
+        return 1
+    override = os.environ.get(VENV_ENV)
+    root, data = plugin_root(), data_dir()
+    venv = Path(override) if override else venv_path(root, data)
+    if command == "install":
+        return install(root, data)
+    if command == "python":
+        if override or is_ready(venv):
+            print(venv_python(venv))
+            return 0
+        return 1
+    if command != "mcp":
+        log(f"unknown command {command!r}; use mcp, install or python")
+        return 2
+    if override or is_ready(venv):
+        _exec_server(venv, argv[1:])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    installer = start_installer(data)
+    log(f"setting up the Python environment (log: {data / 'install.log'})")
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        installer.wait(timeout=_grace())
+    if installer.returncode == 0 and is_ready(venv):
+        _exec_server(venv, argv[1:])
+    return Shim(installer, venv, data).run()
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:  # Claude Code stops stdio servers with SIGINT
+        sys.exit(0)
