@@ -13,9 +13,6 @@ from e2e.support.claude_cli import PLUGIN_ID, REPO, Claude
 pytestmark = pytest.mark.e2e
 
 MASTER = REPO / "examples" / "master-marketplace"
-# Catalog ("plugin directory") findings that are advice for a listing, not manifest problems.
-# ICON_MISSING goes away once .claude-plugin/icon.png (square PNG, 512-2048 px) exists.
-TOLERATED_DIRECTORY_FINDINGS = {"ICON_MISSING"}
 
 
 def _problems(report: dict[str, Any]) -> list[str]:
@@ -24,8 +21,7 @@ def _problems(report: dict[str, Any]) -> list[str]:
     for item in report.get("contents", []):
         problems += [str(p) for p in item.get("errors", []) + item.get("warnings", [])]
     for finding in (report.get("directory") or {}).get("findings", []):
-        if finding.get("code") not in TOLERATED_DIRECTORY_FINDINGS:
-            problems.append(f"{finding.get('code')}: {finding.get('message')}")
+        problems.append(f"{finding.get('code')}: {finding.get('message')}")
     return problems
 
 
