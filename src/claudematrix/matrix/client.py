@@ -286,9 +286,9 @@ class MatrixClient:
         )
         return EventID(resp.event_id)
 
-    async def set_room_displayname(self, room: RoomID, name: str) -> None:
+    async def set_room_displayname(self, room: RoomID, name: str) -> EventID:
         """A display name seen only by the members of one room."""
-        await self.put_state(
+        return await self.put_state(
             room, "m.room.member", {"membership": "join", "displayname": name}, self.user_id
         )
 

@@ -179,7 +179,9 @@ def _directory_event(
         batch.profiles.append(Profile(UserID(user), room_id, dict(content), ts))
         if content.get("display_name"):
             names[UserID(user)] = str(content["display_name"])
-    elif kind == PRESENCE_EVENT and content:
+    elif kind == PRESENCE_EVENT and not content:  # withdrawn: gone, as of now
+        batch.presence.append(Presence(UserID(user), ts, 0, False))
+    elif kind == PRESENCE_EVENT:
         try:
             batch.presence.append(
                 Presence(

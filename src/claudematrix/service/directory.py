@@ -170,13 +170,13 @@ class Directory:
 
     async def _remember_room(self, room: RoomID, kind: str) -> None:
         members = await self._client().joined_members(room)
-        now = int(time.time() * 1000)
         self.store.commit_sync(
             SyncBatch(
                 next_batch=None,
                 rooms=[RoomRecord(room, kind)],
                 memberships=[Membership(room, u, n, True) for u, n in members.items()],
-                people=[Person(u, n, now) for u, n in members.items()],
+                # Being a member says nothing about when they were last active.
+                people=[Person(u, n, None) for u, n in members.items()],
             )
         )
 
@@ -285,7 +285,8 @@ class Directory:
                 if policy.allows(mode, audience):
                     event = await client.put_state(room, PROFILE_EVENT, profile, client.user_id)
                     self._remember_published(room, event)
-                    await client.set_room_displayname(room, self.rich_name())
+                    named = await client.set_room_displayname(room, self.rich_name())
+                    self._remember_published(room, named)
                     await client.put_state(
                         room,
                         PRESENCE_EVENT,

@@ -68,6 +68,7 @@ class People:
         user_id = await self._existing_user(user)
         self.service.store.set_blocked(user_id, False)
         self.service.store.set_trusted(user_id, True)
+        await self._join_requests_from(user_id)  # trusting someone accepts their requests
         if self.service.directory.mode() in (Label.TRUSTED, Label.PUBLIC):
             await self.share_circle_with(user_id)
         return user_id
@@ -95,8 +96,8 @@ class People:
         user_id = parse_user_id(user.strip())
         self.service.store.set_blocked(user_id, True)
         client = self.service._require_client()
-        for room in self.service.store.drop_requests_from(user_id):
-            await client.reject(room)
+        for request in self.service.store.drop_requests_from(user_id):
+            await client.reject(request.room_id)
         for circle in self.service.store.rooms_of_kind("circle"):
             if user_id in self.service.store.members(circle):
                 await client.kick(circle, user_id)
@@ -114,17 +115,22 @@ class People:
         if not confirmed:
             raise _person_only(f"accepting {user}'s request", f"accept {user}")
         user_id = parse_user_id(user.strip())
-        rooms = self.service.store.drop_requests_from(user_id)
-        if not rooms:
+        joined = await self._join_requests_from(user_id)
+        if not joined:
             raise UnknownRecipient(
                 f"no request from {user_id}: run `claudematrix requests` to see pending ones"
             )
+        return joined
+
+    async def _join_requests_from(self, user_id: UserID) -> list[RoomID]:
         joined = []
-        for room in rooms:
-            record = await self.service._join_invite(room, user_id, direct=True)
+        for request in self.service.store.drop_requests_from(user_id):
+            record = await self.service._join_invite(
+                request.room_id, user_id, direct=request.is_direct
+            )
             if record is not None:
                 self.service.store.save_room(record)
                 joined.append(record.room_id)
-        if self.service.try_own_sync():
+        if joined and self.service.try_own_sync():
             await self.service.sync()
         return joined

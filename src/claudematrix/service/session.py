@@ -24,7 +24,7 @@ from claudematrix.errors import (
     UnknownRecipient,
 )
 from claudematrix.identity import OWNER, Identity
-from claudematrix.ids import RoomID, UserID
+from claudematrix.ids import RoomAlias, RoomID, UserID
 from claudematrix.locks import FileLock
 from claudematrix.matrix import MatrixClient, SessionCredentials, build_content
 from claudematrix.matrix.sync import Invite, sync_once
@@ -171,9 +171,18 @@ class Service:
                 await client.reject(invite.room_id)
             return None
         if self.audience_of(invite.inviter) is Audience.ANYONE:
+            # They may have joined the lobby since my last sync: ask the homeserver first.
+            await self.directory.refresh_memberships()
+        if self.audience_of(invite.inviter) is Audience.ANYONE:
             name = await client.displayname(invite.inviter) or ""
             self.store.add_request(
-                Request(invite.room_id, invite.inviter, name, int(time.time() * 1000))
+                Request(
+                    invite.room_id,
+                    invite.inviter,
+                    name,
+                    int(time.time() * 1000),
+                    is_direct=invite.is_direct,
+                )
             )
             self._signal_new_mail(0)
             return None
@@ -221,9 +230,11 @@ class Service:
             await self.directory.heartbeat(online=False)
 
     def _signal_new_mail(self, newest_id: int) -> None:
-        """The cheap marker hooks stat before they look at the store."""
-        marker = self.dir / "mail.marker"
-        marker.write_text(str(newest_id))
+        """The cheap marker hooks stat before they look at the store, and the idle waiter's
+        wake-up (claudematrix.notify)."""
+        from claudematrix.notify import signal_new_mail
+
+        signal_new_mail(self.dir, newest_id)
 
     # --- sending ------------------------------------------------------------------------
 
@@ -270,7 +281,10 @@ class Service:
         try:
             target = parse_target(to, self.contacts(include_hidden=True))
         except UnknownRecipient:
-            await self.directory.refresh_memberships()  # someone who joined since our sync
+            # Someone who joined, or published a short name, since my last sync.
+            await self.directory.refresh_memberships()
+            if self.try_own_sync():
+                await self.sync()
             target = parse_target(to, self.contacts(include_hidden=True))
         client = self._require_client()
         if target.user is not None:
@@ -284,7 +298,7 @@ class Service:
             room = self.store.dm_room(target.user) or await self._open_dm(target.user)
             recipient = target.user
         else:
-            room = target.room or await client.join(str(target.alias))
+            room = await self._enter_room(target.room, target.alias, target.label, chosen)
             audience = await self._room_audience(room)
             policy.check(chosen, audience, "this message", f"someone in {target.label}")
             recipient = UserID(str(room))
@@ -292,6 +306,20 @@ class Service:
         txn = uuid.uuid4().hex
         self.store.outbox_add(txn, room, recipient, json.dumps(content))
         return await self._deliver(txn, room, recipient, content)
+
+    async def _enter_room(
+        self, room: RoomID | None, alias: str | None, name: str, label: Label
+    ) -> RoomID:
+        """A room to post in; joining one is itself visible there, so that is checked first."""
+        client = self._require_client()
+        found = room or await client.resolve_alias(RoomAlias(str(alias)))
+        if found is None:
+            raise UnknownRecipient(f"no room {name} exists: check the alias")
+        record = self.store.room(found)
+        if record is None or not record.joined:
+            policy.check(label, Audience.ANYONE, "this message", f"everyone in {name}")
+            found = await client.join(found)
+        return found
 
     async def _deliver(
         self, txn: str, room: RoomID, recipient: str, content: dict[str, object]

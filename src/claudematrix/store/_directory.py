@@ -61,6 +61,7 @@ class Request:
     inviter: UserID
     display_name: str
     received_ts: int
+    is_direct: bool = True
     announced: bool = False
 
 
@@ -192,24 +193,31 @@ class DirectoryTables:
 
     def add_request(self, request: Request) -> None:
         self._conn.execute(
-            "INSERT OR IGNORE INTO requests (room_id, inviter, display_name, received_ts) "
-            "VALUES (?, ?, ?, ?)",
-            (request.room_id, request.inviter, request.display_name, request.received_ts),
+            "INSERT OR IGNORE INTO requests (room_id, inviter, display_name, received_ts, "
+            "is_direct) VALUES (?, ?, ?, ?, ?)",
+            (
+                request.room_id,
+                request.inviter,
+                request.display_name,
+                request.received_ts,
+                int(request.is_direct),
+            ),
         )
 
     def requests(self) -> list[Request]:
         rows = self._conn.execute(
-            "SELECT room_id, inviter, display_name, received_ts, announced FROM requests "
-            "ORDER BY received_ts DESC"
+            "SELECT room_id, inviter, display_name, received_ts, is_direct, announced "
+            "FROM requests ORDER BY received_ts DESC"
         ).fetchall()
-        return [Request(RoomID(r[0]), UserID(r[1]), r[2], int(r[3]), bool(r[4])) for r in rows]
+        return [
+            Request(RoomID(r[0]), UserID(r[1]), r[2], int(r[3]), bool(r[4]), bool(r[5]))
+            for r in rows
+        ]
 
-    def drop_requests_from(self, user_id: UserID) -> list[RoomID]:
-        rows = self._conn.execute(
-            "SELECT room_id FROM requests WHERE inviter = ?", (user_id,)
-        ).fetchall()
+    def drop_requests_from(self, user_id: UserID) -> list[Request]:
+        found = [r for r in self.requests() if r.inviter == user_id]
         self._conn.execute("DELETE FROM requests WHERE inviter = ?", (user_id,))
-        return [RoomID(r[0]) for r in rows]
+        return found
 
     def unannounced_requests(self) -> list[Request]:
         return [r for r in self.requests() if not r.announced]

@@ -89,6 +89,7 @@ MIGRATIONS: list[str] = [
         inviter TEXT NOT NULL,
         display_name TEXT NOT NULL DEFAULT '',
         received_ts INTEGER NOT NULL,
+        is_direct INTEGER NOT NULL DEFAULT 1,
         announced INTEGER NOT NULL DEFAULT 0
     );
     """,
