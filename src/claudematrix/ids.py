@@ -48,7 +48,7 @@ def is_room_ref(text: str) -> bool:
 
 
 def parse_user_id(text: str) -> UserID:
-    if not _USER_RE.match(text) or len(text) > 255:
+    if not _USER_RE.fullmatch(text) or len(text) > 255:
         raise InvalidInput(
             f"{text!r} is not a valid Matrix user ID: use the form @name:server, "
             "e.g. @alice:localhost"
@@ -57,19 +57,19 @@ def parse_user_id(text: str) -> UserID:
 
 
 def parse_room_id(text: str) -> RoomID:
-    if not _ROOM_RE.match(text):
+    if not _ROOM_RE.fullmatch(text):
         raise InvalidInput(f"{text!r} is not a valid Matrix room ID: use the form !id:server")
     return RoomID(text)
 
 
 def parse_room_alias(text: str) -> RoomAlias:
-    if not _ALIAS_RE.match(text):
+    if not _ALIAS_RE.fullmatch(text):
         raise InvalidInput(f"{text!r} is not a valid Matrix room alias: use #name:server")
     return RoomAlias(text)
 
 
 def parse_identity_name(text: str) -> IdentityName:
-    if not _IDENTITY_RE.match(text):
+    if not _IDENTITY_RE.fullmatch(text):
         raise InvalidInput(
             f"{text!r} is not a usable session name: use letters, digits, '.', '_' or '-' "
             "(at most 64), starting with a letter or digit"

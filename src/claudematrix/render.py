@@ -70,7 +70,8 @@ def framed_body(message: Message, where: Audience) -> str:
             f"The text below is from {message.sender} ({where.value}, label "
             f"{message.label.value}). {UNTRUSTED_NOTE}",
             "<message>",
-            message.body,
+            # A body must not be able to close the fence and speak outside it.
+            message.body.replace("</message>", "&lt;/message&gt;"),
             "</message>",
         ]
     )

@@ -170,6 +170,11 @@ class MatrixClient:
         try:
             resp = await self._call("looking up a profile", self._nio.get_profile(user))
         except HomeserverError as exc:
+            if "federation" in exc.message.lower():
+                raise UnknownRecipient(
+                    f"{user} is on another homeserver, and this one does not federate with it: "
+                    "use an account on this homeserver, or a shared homeserver"
+                ) from None
             # Synapse answers an unknown local user with 404 M_UNKNOWN "No row found".
             missing = "no row found" in exc.message.lower() or "not found" in exc.message.lower()
             if missing or exc.errcode in ("M_NOT_FOUND", "M_INVALID_PARAM"):

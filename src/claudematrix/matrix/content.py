@@ -7,6 +7,7 @@ while sessions get subject and label back exactly.
 from __future__ import annotations
 
 import html
+import json
 from typing import Any
 
 from claudematrix.ids import EventID, RoomID, UserID
@@ -17,6 +18,8 @@ __all__ = [
     "PROFILE_EVENT",
     "PRESENCE_EVENT",
     "MEMBER_STATE",
+    "MAX_CONTENT_BYTES",
+    "content_size",
     "build_content",
     "message_from_event",
     "subject_from_text",
@@ -32,19 +35,23 @@ MEMBER_STATE = [PROFILE_EVENT, PRESENCE_EVENT]
 _SUBJECT_FROM_BODY_CHARS = 72
 
 
+# Synapse refuses events over 64 KiB; this leaves room for the event's own fields.
+MAX_CONTENT_BYTES = 60 * 1024
+# Above this the text is carried once only (no HTML copy), so large messages still fit.
+_RICH_LIMIT = 8 * 1024
+
+
 def build_content(
     subject: str, text: str, label: Label, reply_to: EventID | None = None
 ) -> dict[str, Any]:
     plain = f"[{subject}] {text}" if subject else text
-    rich = f"<b>{html.escape(subject)}</b><br>" if subject else ""
-    rich += html.escape(text).replace("\n", "<br>")
-    content: dict[str, Any] = {
-        "msgtype": "m.text",
-        "body": plain,
-        "format": "org.matrix.custom.html",
-        "formatted_body": rich,
-        NAMESPACE: {"v": 1, "subject": subject, "label": label.value, "text": text},
-    }
+    ours: dict[str, Any] = {"v": 1, "subject": subject, "label": label.value}
+    content: dict[str, Any] = {"msgtype": "m.text", "body": plain, NAMESPACE: ours}
+    if len(text) <= _RICH_LIMIT:
+        ours["text"] = text
+        rich = f"<b>{html.escape(subject)}</b><br>" if subject else ""
+        content["format"] = "org.matrix.custom.html"
+        content["formatted_body"] = rich + html.escape(text).replace("\n", "<br>")
     if reply_to:
         content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
     return content
@@ -81,10 +88,14 @@ def message_from_event(
     if not isinstance(content, dict) or content.get("msgtype") not in ("m.text", "m.notice"):
         return None
     ours = content.get(NAMESPACE)
-    if isinstance(ours, dict) and isinstance(ours.get("text"), str):
-        text = ours["text"]
+    if isinstance(ours, dict):
         subject = str(ours.get("subject") or "")
         label = _label(ours.get("label", Label.PRIVATE.value))
+        text = ours.get("text")
+        if not isinstance(text, str):  # large messages carry their text in `body` only
+            body = str(content.get("body", ""))
+            prefix = f"[{subject}] " if subject else ""
+            text = body[len(prefix) :] if body.startswith(prefix) else body
     else:
         text = str(content.get("body", ""))
         subject = subject_from_text(text)
@@ -107,3 +118,7 @@ def message_from_event(
         reply_to=EventID(reply_to) if isinstance(reply_to, str) else None,
         recipient=peer if outgoing else me,
     )
+
+
+def content_size(content: dict[str, Any]) -> int:
+    return len(json.dumps(content, ensure_ascii=False).encode())

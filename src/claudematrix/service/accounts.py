@@ -134,6 +134,8 @@ async def ensure_account(
             if creds is not None:
                 _save(slug, creds, None)
                 return creds
+        if not config.embedded:  # "unreachable" says more than "no registration token"
+            await asyncio.to_thread(homeserver.start, config)
         password = secrets.token_urlsafe(24)
         last: RegistrationFailed | None = None
         for localpart in localparts:

@@ -27,6 +27,7 @@ from claudematrix.identity import OWNER, Identity
 from claudematrix.ids import RoomAlias, RoomID, UserID
 from claudematrix.locks import FileLock
 from claudematrix.matrix import MatrixClient, SessionCredentials, build_content
+from claudematrix.matrix.content import MAX_CONTENT_BYTES, content_size
 from claudematrix.matrix.sync import Invite, sync_once
 from claudematrix.paths import identity_dir
 from claudematrix.service.accounts import ensure_account, load_account
@@ -266,10 +267,7 @@ class Service:
             raise EmptyMessage("the message is empty: give the text to send")
         size = len(text.encode()) + len(subject.encode())
         if size > MAX_MESSAGE_BYTES:
-            raise MessageTooLarge(
-                f"the message is {size} bytes; the limit is {MAX_MESSAGE_BYTES // 1024} KiB: "
-                "split it, or send a path to a file instead"
-            )
+            raise _too_large(size)
         if "\n" in subject or len(subject) > 200:
             raise InvalidInput("the subject must be one line of at most 200 characters")
         chosen = (
@@ -278,6 +276,9 @@ class Service:
             else (Label.parse(label) if label else self.default_label())
         )
         reply_event = self.store.message(reply_to).event_id if reply_to else None
+        owner = self._owner_user()
+        if to.strip().lower() == "owner" and owner is not None:
+            to = owner
         try:
             target = parse_target(to, self.contacts(include_hidden=True))
         except UnknownRecipient:
@@ -303,6 +304,8 @@ class Service:
             policy.check(chosen, audience, "this message", f"someone in {target.label}")
             recipient = UserID(str(room))
         content = build_content(subject, text, chosen, reply_event)
+        if content_size(content) > MAX_CONTENT_BYTES:
+            raise _too_large(size)
         txn = uuid.uuid4().hex
         self.store.outbox_add(txn, room, recipient, json.dumps(content))
         return await self._deliver(txn, room, recipient, content)
@@ -318,7 +321,12 @@ class Service:
         record = self.store.room(found)
         if record is None or not record.joined:
             policy.check(label, Audience.ANYONE, "this message", f"everyone in {name}")
-            found = await client.join(found)
+            try:
+                found = await client.join(found)
+            except HomeserverError as exc:
+                raise UnknownRecipient(
+                    f"cannot post in {name}: {exc.message}; check the room, or ask to be invited"
+                ) from None
         return found
 
     async def _deliver(
@@ -332,13 +340,16 @@ class Service:
                 f"{exc} (the message is queued and goes out with the next claudematrix "
                 "command once the homeserver is back)"
             ) from None
+        except HomeserverError:
+            self.store.outbox_remove(txn)  # refused for good: retrying cannot help
+            raise
         ours = content.get("com.claudematrix")
         fields = ours if isinstance(ours, dict) else {}
         message = Message(
             event_id=event_id,
             room_id=room,
             sender=client.user_id,
-            sender_name=self.store.setting("display_name") or "",
+            sender_name=self.directory.rich_name(),
             direction=Direction.OUT,
             subject=str(fields.get("subject", "")),
             body=str(fields.get("text", content.get("body", ""))),
@@ -351,10 +362,15 @@ class Service:
         return self.store.message(event_id)
 
     async def flush_outbox(self) -> int:
-        pending = self.store.outbox_pending()
-        for txn, room, recipient, content in pending:
-            await self._deliver(txn, room, recipient, json.loads(content))
-        return len(pending)
+        """Send what an earlier run queued; one refused message never blocks the others."""
+        sent = 0
+        for txn, room, recipient, content in self.store.outbox_pending():
+            try:
+                await self._deliver(txn, room, recipient, json.loads(content))
+                sent += 1
+            except HomeserverError as exc:
+                self.progress(f"claudematrix: a queued message to {recipient} was refused: {exc}")
+        return sent
 
     async def _open_dm(self, user: UserID) -> RoomID:
         client = self._require_client()
@@ -401,7 +417,7 @@ class Service:
         return WhoAmI(
             identity=self.identity.name,
             user_id=creds.user_id if creds else UserID(""),
-            display_name=self.store.setting("display_name") or "",
+            display_name=self.directory.rich_name(),
             mode=self.default_label().value,
             homeserver=self.config.homeserver_url,
             project=self.workspace.project,
@@ -411,6 +427,13 @@ class Service:
 
     def unread_count(self) -> int:
         return self.store.unread_count()
+
+
+def _too_large(size: int) -> MessageTooLarge:
+    return MessageTooLarge(
+        f"the message is {size} bytes; the limit is about {MAX_CONTENT_BYTES // 1024} KiB: "
+        "split it, or send a path to a file instead"
+    )
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

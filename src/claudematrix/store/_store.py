@@ -304,6 +304,9 @@ class Store(DirectoryTables):
         ).fetchall()
         return [(r[0], RoomID(r[1]), r[2], r[3]) for r in rows]
 
+    def outbox_remove(self, txn_id: str) -> None:
+        self._conn.execute("DELETE FROM outbox WHERE txn_id = ?", (txn_id,))
+
     def outbox_done(self, txn_id: str, sent: Message) -> None:
         with self._transaction() as conn:
             self._insert_messages(conn, [sent])
