@@ -271,13 +271,6 @@ def test_mail_from_a_session_b_has_not_seen_yet(shared: Claude, fake_model: Fake
     _assert_b_got_it(fake_model, b, a_id, mail, result, subject, body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: FastMCP gives every `-> str` tool an output schema and "
-    'structuredContent {"result": text}, and Claude Code shows the model that JSON instead '
-    "of the text (escaped newlines break the header/<message> framing); "
-    "fix: structured_output=False on each @server.tool in src/claudematrix/mcp_server.py",
-)
 def test_tool_results_reach_the_model_as_plain_text(shared: Claude, fake_model: FakeModel) -> None:
     sid = str(uuid.uuid4())
     call = ToolUse(WHOAMI)
