@@ -176,6 +176,14 @@ def poke(identity: str) -> None:
         _close(fd)
 
 
+_TASK_NEEDLES = (b'"TodoWrite"', b'"TaskCreate"', b'"TaskUpdate"')
+
+
+def _mentions_task_tool(raw: bytes) -> bool:
+    """Claude's task-list tools: "what I'm working on" (claudematrix.hooks._tasks)."""
+    return any(needle in raw for needle in _TASK_NEEDLES)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one hook. Returns the exit code: 0, or 2 when the idle waiter wakes the session."""
     args = sys.argv if argv is None else argv
@@ -186,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
             sid = session_id_of(raw)
             if sid is not None:
                 identity = identity_path(sid)
+                if event == "post-tool-use" and _mentions_task_tool(raw):
+                    from claudematrix.hooks._tasks import record
+
+                    record(identity, raw)
                 if event == "user-prompt-submit":
                     set_turn(identity, b"busy")
                 if not has_new_mail(identity):
