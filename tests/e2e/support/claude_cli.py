@@ -269,7 +269,9 @@ class Claude:
     def stop_homeserver(self, timeout: float = 60) -> None:
         env = self.env()
         state = Path(env["CLAUDEMATRIX_HOME"])
-        if not (state / "homeserver" / "homeserver.pid").exists():
+        # `down` also finds a server whose pid file was never written (a session killed
+        # while it was starting one), so any homeserver dir is reason enough to call it.
+        if not (state / "homeserver").is_dir():
             return
         venv = Path(env.get("CLAUDEMATRIX_PLUGIN_VENV") or REPO / ".venv")
         subprocess.run(
