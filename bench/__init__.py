@@ -1,0 +1,1 @@
+"""ClaudeMatrix's benchmark suite: `python -m bench [--quick]` (see bench/run.py)."""

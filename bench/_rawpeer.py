@@ -1,0 +1,223 @@
+"""The baseline: the Matrix client-server API spoken raw, over http.client, nothing else.
+
+Imported by the bench for set-up (registering users, making rooms), and run as a child
+process (`python -I bench/_rawpeer.py`) for the timed parts, in one of two roles given as a
+JSON line on stdin:
+
+- recv: long-polls /sync (30 s) and prints `got <token> <t>` for every message received,
+  t being time.monotonic() when the response was parsed (CLOCK_MONOTONIC is one clock for
+  every process on Linux, so the bench compares it with the sender's).
+- send: reads commands on stdin, `send <room> <token>` and `burst <room> <n> <tag>`, and
+  prints `sent <token> <t0> <t1>` / `burst <tag> <t0> <t1>` (t0 before the request, t1 after
+  the answer).
+
+Both exit when stdin closes. Standard library only, so nothing here is "our code".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import secrets
+import sys
+import threading
+import time
+import urllib.parse
+from typing import Any
+
+__all__ = ["Raw", "RawError", "register", "FILLER", "SYNC_FILTER"]
+
+# Similar to what sessions send: a subject-sized line and a paragraph.
+FILLER = (
+    "Could you review the tokenizer change on branch parser-fix? Tests pass here; the "
+    "only open question is the error message for unterminated strings."
+)
+# The same filter shape as our client's (claudematrix.matrix.client.SYNC_FILTER).
+SYNC_FILTER: dict[str, Any] = {
+    "presence": {"not_types": ["*"]},
+    "account_data": {"not_types": ["*"]},
+    "room": {
+        "timeline": {"limit": 100, "types": ["m.room.message", "m.room.member"]},
+        "ephemeral": {"not_types": ["*"]},
+        "account_data": {"not_types": ["*"]},
+    },
+}
+
+
+class RawError(Exception):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(f"HTTP {status}: {body}")
+        self.status = status
+        self.body = body
+
+
+class Raw:
+    """One keep-alive HTTP connection to the homeserver, as one user (or anonymous)."""
+
+    def __init__(self, base_url: str, token: str | None = None, user_id: str = "") -> None:
+        parts = urllib.parse.urlsplit(base_url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 80
+        self.base_url = base_url
+        self.token = token
+        self.user_id = user_id
+        self._conn: http.client.HTTPConnection | None = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        for attempt in (1, 2):
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=90)
+            try:
+                self._conn.request(method, path, body=data, headers=headers)
+                resp = self._conn.getresponse()
+                raw = resp.read()
+                break
+            except (http.client.HTTPException, OSError):
+                self.close()  # a keep-alive connection the server closed: once more, afresh
+                if attempt == 2:
+                    raise
+        parsed = json.loads(raw) if raw else {}
+        if resp.status >= 400:
+            raise RawError(resp.status, parsed)
+        return parsed if isinstance(parsed, dict) else {}
+
+    # --- the few calls the baselines need ------------------------------------------------
+
+    def create_room(self, invite: list[str] | None = None, *, direct: bool = False) -> str:
+        body: dict[str, Any] = {
+            "preset": "trusted_private_chat" if direct else "private_chat",
+            "invite": invite or [],
+            "is_direct": direct,
+            "initial_state": [
+                {
+                    "type": "m.room.history_visibility",
+                    "content": {"history_visibility": "shared"},
+                }
+            ],
+        }
+        return str(self.call("POST", "/_matrix/client/v3/createRoom", body)["room_id"])
+
+    def invite(self, room: str, user: str) -> None:
+        self.call("POST", f"/_matrix/client/v3/rooms/{_q(room)}/invite", {"user_id": user})
+
+    def join(self, room: str) -> None:
+        self.call("POST", f"/_matrix/client/v3/join/{_q(room)}", {})
+
+    def joined_members(self, room: str) -> dict[str, Any]:
+        return self.call("GET", f"/_matrix/client/v3/rooms/{_q(room)}/joined_members")
+
+    def send(self, room: str, text: str) -> str:
+        path = f"/_matrix/client/v3/rooms/{_q(room)}/send/m.room.message/{secrets.token_hex(8)}"
+        return str(self.call("PUT", path, {"msgtype": "m.text", "body": text})["event_id"])
+
+    def sync(self, since: str | None, timeout_ms: int) -> dict[str, Any]:
+        query = {"timeout": str(timeout_ms), "filter": json.dumps(SYNC_FILTER)}
+        if since:
+            query["since"] = since
+        return self.call("GET", "/_matrix/client/v3/sync?" + urllib.parse.urlencode(query))
+
+
+def _q(part: str) -> str:
+    return urllib.parse.quote(part, safe="")
+
+
+def register(base_url: str, shared_secret: str, localpart: str) -> Raw:
+    """A new user through Synapse's shared-secret admin registration; logged in."""
+    anon = Raw(base_url)
+    try:
+        nonce = str(anon.call("GET", "/_synapse/admin/v1/register")["nonce"])
+        password = secrets.token_urlsafe(16)
+        mac = hmac.new(shared_secret.encode(), digestmod=hashlib.sha1)
+        for part in (nonce, localpart, password):
+            mac.update(part.encode())
+            mac.update(b"\x00")
+        mac.update(b"notadmin")
+        body = {
+            "nonce": nonce,
+            "username": localpart,
+            "password": password,
+            "admin": False,
+            "mac": mac.hexdigest(),
+        }
+        got = anon.call("POST", "/_synapse/admin/v1/register", body)
+    finally:
+        anon.close()
+    return Raw(base_url, str(got["access_token"]), str(got["user_id"]))
+
+
+# --- child process roles -----------------------------------------------------------------
+
+
+def _exit_on_eof() -> None:
+    def watch() -> None:
+        while sys.stdin.buffer.readline():
+            pass
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _out(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _recv(client: Raw) -> None:
+    since = client.sync(None, 0).get("next_batch")
+    _out("ready")
+    _exit_on_eof()
+    while True:
+        resp = client.sync(since, 30_000)
+        t = time.monotonic()
+        since = resp.get("next_batch", since)
+        for room in (resp.get("rooms") or {}).get("join", {}).values():
+            for event in (room.get("timeline") or {}).get("events", []):
+                if event.get("type") == "m.room.message":
+                    body = str((event.get("content") or {}).get("body", ""))
+                    _out(f"got {body.split(' ', 1)[0]} {t!r}")
+
+
+def _send(client: Raw) -> None:
+    _out("ready")
+    for line in sys.stdin:
+        cmd = line.split()
+        if not cmd:
+            continue
+        if cmd[0] == "send":
+            room, token = cmd[1], cmd[2]
+            t0 = time.monotonic()
+            client.send(room, f"{token} {FILLER}")
+            t1 = time.monotonic()
+            _out(f"sent {token} {t0!r} {t1!r}")
+        elif cmd[0] == "burst":
+            room, count, tag = cmd[1], int(cmd[2]), cmd[3]
+            t0 = time.monotonic()
+            for i in range(count):
+                client.send(room, f"{tag}-{i} {FILLER}")
+            t1 = time.monotonic()
+            _out(f"burst {tag} {t0!r} {t1!r}")
+
+
+def main() -> None:
+    spec = json.loads(sys.stdin.readline())
+    client = Raw(spec["url"], spec["token"], spec["user"])
+    if spec["role"] == "recv":
+        _recv(client)
+    else:
+        _send(client)
+
+
+if __name__ == "__main__":
+    main()

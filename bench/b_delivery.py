@@ -1,0 +1,267 @@
+"""Delivery latency and throughput, each against raw Synapse in the same minute.
+
+Delivery: the time from the sender's call until the recipient has the message.
+- raw: a stdlib client PUTs the message; another process long-polls /sync as the recipient
+  and stamps the moment the response holding it is parsed.
+- ours: Service.send in a session process (whose own sync loop runs, as in the MCP server);
+  the recipient is another session process running Service.sync_forever; the bench stamps
+  the moment the row is visible in the recipient's store (what the hooks read).
+Samples alternate raw, ours, raw, ours.
+
+Throughput: N sender processes each send a burst at once, to one recipient; messages/s
+from the first send to the last send returning (the budget), and to the last message being
+in the recipient's hands (reported beside it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+
+from bench._env import BenchError
+from bench._proc import collect, cpu_seconds, synapse_pid
+from bench._stats import Dist, Row, higher_is_better_row, ratio_row
+from bench._watch import StoreWatch
+from bench._world import Ctx
+
+__all__ = ["bench_delivery", "bench_throughput"]
+
+DELIVERY_TIMEOUT = 15.0
+
+
+def bench_delivery(ctx: Ctx) -> list[Row]:
+    reps = 30 if ctx.quick else 200
+    sender_raw, recipient_raw = ctx.raw_user("raw-a"), ctx.raw_user("raw-b")
+    room = sender_raw.create_room([recipient_raw.user_id], direct=True)
+    recipient_raw.join(room)
+    rsend = ctx.raw_peer("raw-send", "send", sender_raw)
+    rrecv = ctx.raw_peer("raw-recv", "recv", recipient_raw)
+    peers = [rsend, rrecv]
+    ours = ctx.our_peers(["bench-a", "bench-b"])
+    a, b = ours
+    watch = StoreWatch([b.dir, a.dir])
+    try:
+        ctx.raw_peers_ready(peers)
+
+        def raw_once(token: str) -> tuple[float, float]:
+            rsend.write(f"send {room} {token}")
+            sent = rsend.expect("sent", DELIVERY_TIMEOUT)
+            t0, t1 = float(sent[2]), float(sent[3])
+            t = float(rrecv.expect(f"got {token} ", DELIVERY_TIMEOUT, f"raw receipt {token}")[2])
+            return (t - t0) * 1000, (t1 - t0) * 1000
+
+        def ours_once(token: str) -> tuple[float, float, float]:
+            before = watch.next_batch(1)
+            a.peer.write(f"send {b.user_id} {token}")
+            row_seen: list[float] = []
+
+            def visible(i: int) -> bool:
+                """The row is in B's store and mail.marker says so: what the hooks check."""
+                local = watch.row_id(i, token + " ")
+                if local is None:
+                    return False
+                if not row_seen:
+                    row_seen.append(time.monotonic())
+                return watch.marker(i) >= local
+
+            seen = watch.wait(
+                visible,
+                [0],
+                DELIVERY_TIMEOUT,
+                f"message {token} in the recipient's store",
+                abort=a.peer.failure,
+            )
+            sent = a.peer.expect("sent", DELIVERY_TIMEOUT)
+            t0, t1 = float(sent[2]), float(sent[3])
+            # Let the sender's own sync loop take its echo before the next sample starts.
+            with contextlib.suppress(BenchError):
+                watch.wait(lambda i: watch.next_batch(i) != before, [1], 2.0, "sender echo")
+            return (seen[0] - t0) * 1000, (row_seen[0] - t0) * 1000, (t1 - t0) * 1000
+
+        for i in range(3):  # warm-up: the DM room is made, connections open
+            raw_once(f"dw{i}r")
+            ours_once(f"dw{i}o")
+        raw = Dist("raw Synapse send -> /sync receipt", "ms")
+        raw_returned = Dist("raw send returns", "ms")
+        mine = Dist("Service.send -> row + mail.marker in recipient's dir", "ms")
+        row_only = Dist("Service.send -> row in recipient's store", "ms")
+        returned = Dist("Service.send returns", "ms")
+        for i in range(reps):
+            got_raw, back_raw = raw_once(f"d{i}r")
+            raw.samples.append(got_raw)
+            raw_returned.samples.append(back_raw)
+            got, row_at, back = ours_once(f"d{i}o")
+            mine.samples.append(got)
+            row_only.samples.append(row_at)
+            returned.samples.append(back)
+    finally:
+        watch.close()
+        ctx.stop(peers)
+        ctx.stop(ours)
+    row = ratio_row(
+        "delivery",
+        "Delivery: send -> recipient's hooks see it",
+        raw,
+        mine,
+        {"p50": 1.25, "p99": 1.5},
+        note=f"{reps} pairs; ours ends when the row is in the store and mail.marker names it; "
+        f"the row alone: p50 {row_only.q('p50'):.1f} ms, p99 {row_only.q('p99'):.1f} ms; "
+        f"the send call returns after p50 {returned.q('p50'):.1f} ms (raw "
+        f"{raw_returned.q('p50'):.1f} ms)",
+    )
+    row_extra(
+        row,
+        row_visible_ms=row_only.summary(),
+        send_return_ms=returned.summary(),
+        raw_send_return_ms=raw_returned.summary(),
+    )
+    return [row]
+
+
+def bench_throughput(ctx: Ctx) -> list[Row]:
+    n = 4 if ctx.quick else 8
+    per = 15 if ctx.quick else 20
+    rounds = 2 if ctx.quick else 3
+    total = n * per
+    # raw: n senders, each with its own DM to one recipient
+    recipient_raw = ctx.raw_user("raw-tp-r")
+    senders_raw = [ctx.raw_user(f"raw-tp-s{k}") for k in range(n)]
+    rooms = []
+    for sender in senders_raw:
+        room = sender.create_room([recipient_raw.user_id], direct=True)
+        recipient_raw.join(room)
+        rooms.append(room)
+    rrecv = ctx.raw_peer("raw-tp-recv", "recv", recipient_raw)
+    rsends = [ctx.raw_peer(f"raw-tp-send{k}", "send", s) for k, s in enumerate(senders_raw)]
+    raw_peers = [rrecv, *rsends]
+    ours = ctx.our_peers(["bench-tp-r"] + [f"bench-tp-s{k}" for k in range(n)])
+    recipient, senders = ours[0], ours[1:]
+    watch = StoreWatch([recipient.dir])
+    try:
+        ctx.raw_peers_ready(raw_peers)
+        for k, s in enumerate(senders):  # warm-up: DM rooms made and joined
+            s.peer.write(f"send {recipient.user_id} tpw{k}")
+        watch.wait(
+            lambda i: watch.count(i, "tpw") >= n,
+            [0],
+            60.0,
+            "warm-up messages",
+            abort=lambda: next(filter(None, (s.peer.failure() for s in senders)), None),
+        )
+        for s in senders:
+            s.peer.expect("sent", 30.0)
+        for k, room in enumerate(rooms):
+            rsends[k].write(f"send {room} tpw{k}r")
+        collect(raw_peers, _counter(n, 0, "tpw"), 30.0, "raw warm-up")
+
+        syn_pid = synapse_pid(ctx.config)
+        raw_pids = [p.proc.pid for p in raw_peers]
+        our_pids = [p.peer.proc.pid for p in ours]
+        cpu: dict[str, list[float]] = {
+            "raw_synapse": [],
+            "raw_clients": [],
+            "ours_synapse": [],
+            "ours_clients": [],
+        }
+
+        def cpu_round(
+            side: str, pids: list[int], fn: Callable[[], tuple[float, float]]
+        ) -> tuple[float, float]:
+            """Run a round; note CPU ms per message spent by Synapse and by the clients."""
+            syn0, cli0 = cpu_seconds([syn_pid]), cpu_seconds(pids)
+            rates = fn()
+            cpu[f"{side}_synapse"].append((cpu_seconds([syn_pid]) - syn0) * 1000 / total)
+            cpu[f"{side}_clients"].append((cpu_seconds(pids) - cli0) * 1000 / total)
+            return rates
+
+        def raw_round(tag: str) -> tuple[float, float]:
+            for k, room in enumerate(rooms):
+                rsends[k].write(f"burst {room} {per} {tag}k{k}")
+            bursts: list[tuple[float, float]] = []
+            got: list[float] = []
+
+            def accept(i: int, f: list[str]) -> bool:
+                if i > 0 and f[:1] == ["burst"] and f[1].startswith(tag):
+                    bursts.append((float(f[2]), float(f[3])))
+                elif i == 0 and f[:1] == ["got"] and f[1].startswith(tag + "k"):
+                    got.append(float(f[2]))
+                return len(bursts) == n and len(got) == total
+
+            collect(raw_peers, accept, 120.0, f"raw burst {tag}")
+            return _rates(bursts, max(got), total)
+
+        def ours_round(tag: str) -> tuple[float, float]:
+            for k, s in enumerate(senders):
+                s.peer.write(f"burst {recipient.user_id} {per} {tag}k{k}")
+            seen = watch.wait(
+                lambda i: watch.count(i, tag + "k") >= total,
+                [0],
+                120.0,
+                f"burst {tag} in the recipient's store",
+                poll=0.02,
+                abort=lambda: next(filter(None, (s.peer.failure() for s in senders)), None),
+            )
+            bursts = []
+            for s in senders:
+                f = s.peer.expect("burst", 120.0)
+                bursts.append((float(f[2]), float(f[3])))
+            return _rates(bursts, seen[0], total)
+
+        raw_sent, raw_got = Dist("raw Synapse sends", "msg/s"), Dist("raw delivered", "msg/s")
+        our_sent, our_got = Dist("Service.send", "msg/s"), Dist("ours delivered", "msg/s")
+        for r in range(rounds):
+            sent, got_rate = cpu_round("raw", raw_pids, lambda r=r: raw_round(f"tp{r}r"))
+            raw_sent.samples.append(sent)
+            raw_got.samples.append(got_rate)
+            sent, got_rate = cpu_round("ours", our_pids, lambda r=r: ours_round(f"tp{r}o"))
+            our_sent.samples.append(sent)
+            our_got.samples.append(got_rate)
+    finally:
+        watch.close()
+        ctx.stop(raw_peers)
+        ctx.stop(ours)
+    row = higher_is_better_row(
+        "throughput",
+        f"Throughput: {n} concurrent senders",
+        raw_sent,
+        our_sent,
+        0.8,
+        note=f"{rounds} rounds x {n} senders x {per} msgs, one recipient; delivered to the "
+        f"recipient: raw p50 {raw_got.q('p50'):.1f}/s, ours p50 {our_got.q('p50'):.1f}/s; "
+        "CPU ms per message, Synapse / clients: raw "
+        f"{_mean(cpu['raw_synapse']):.1f} / {_mean(cpu['raw_clients']):.1f}, ours "
+        f"{_mean(cpu['ours_synapse']):.1f} / {_mean(cpu['ours_clients']):.1f}",
+    )
+    row_extra(
+        row,
+        delivered_raw=raw_got.summary(),
+        delivered_ours=our_got.summary(),
+        cpu_ms_per_message={k: [round(x, 2) for x in v] for k, v in cpu.items()},
+    )
+    return [row]
+
+
+def _counter(n: int, index: int, prefix: str) -> Callable[[int, list[str]], bool]:
+    got: list[list[str]] = []
+
+    def accept(i: int, f: list[str]) -> bool:
+        if i == index and f[:1] == ["got"] and f[1].startswith(prefix):
+            got.append(f)
+        return len(got) >= n
+
+    return accept
+
+
+def _rates(bursts: list[tuple[float, float]], t_last_got: float, total: int) -> tuple[float, float]:
+    start = min(t0 for t0, _ in bursts)
+    end = max(t1 for _, t1 in bursts)
+    return total / (end - start), total / (t_last_got - start)
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def row_extra(row: Row, **extra: object) -> None:
+    row.extra.update(extra)

@@ -1,0 +1,232 @@
+"""Scale: many sessions' MCP servers on one machine; their memory and the lobby fan-out.
+
+Each session is a real `python -m claudematrix mcp` process with its own
+CLAUDE_CODE_SESSION_ID (and CLAUDE_PROJECT_DIR: five sessions per project), brought up through
+the MCP stdio protocol (initialize, then a `whoami` tool call, which answers once the session
+is connected and its sync loop runs).
+
+- RSS: VmRSS of every MCP server after the fan-out rounds (steady state).
+- Fan-out: one message into the machine lobby (Service.send from another session) -> the
+  moment the last of the sessions has it in its store; raw: a message into a room with the
+  same number of members -> the moment the last of as many raw /sync clients (one process
+  each) has it. Samples alternate raw, ours.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+
+from bench._env import PYTHON, BenchError
+from bench._proc import Peer, collect, cpu_seconds, synapse_pid
+from bench._rawpeer import Raw
+from bench._stats import Dist, Row, absolute_row, ratio_row
+from bench._watch import StoreWatch
+from bench._world import Ctx
+
+__all__ = ["bench_scale"]
+
+WINDOW = 4  # MCP servers starting at once (2 cores: more only thrashes)
+PER_PROJECT = 5  # sessions per project dir: 50 sessions work in 10 projects
+FANOUT_TIMEOUT = 60.0
+
+
+def _mcp_call(peer: Peer, msg_id: int | None, method: str, params: dict[str, object]) -> None:
+    body: dict[str, object] = {"jsonrpc": "2.0", "method": method, "params": params}
+    if msg_id is not None:
+        body["id"] = msg_id
+    peer.write(json.dumps(body))
+
+
+def _mcp_result(peer: Peer, msg_id: int, timeout: float) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = max(0.01, deadline - time.monotonic())
+        msg = json.loads(peer.expect_line("{", left, f"MCP answer {msg_id}"))
+        if msg.get("id") == msg_id:
+            if "error" in msg or (msg.get("result") or {}).get("isError"):
+                raise BenchError(f"{peer.name}: MCP call {msg_id} failed: {msg}")
+            return dict(msg.get("result") or {})
+
+
+def _start_servers(ctx: Ctx, n: int) -> tuple[list[Peer], list[str], list[float]]:
+    """n MCP servers, at most WINDOW starting at a time; returns them and spawn->ready ms."""
+    servers: list[Peer] = []
+    sessions: list[str] = []
+    ready_ms: list[float] = []
+    starting: dict[int, float] = {}
+
+    def spawn() -> None:
+        sid = str(uuid.uuid4())
+        project = ctx.env.run_dir / "projects" / f"project{len(servers) // PER_PROJECT}"
+        project.mkdir(parents=True, exist_ok=True)
+        env = ctx.env.child_env(CLAUDE_CODE_SESSION_ID=sid, CLAUDE_PROJECT_DIR=str(project))
+        name = f"mcp-{len(servers)}"
+        t0 = time.monotonic()
+        proc = ctx.env.spawn([PYTHON, "-m", "claudematrix", "mcp"], env=env, stderr_name=name)
+        peer = Peer(ctx.env, name, proc)
+        _mcp_call(
+            peer,
+            1,
+            "initialize",
+            {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "claudematrix-bench", "version": "1"},
+            },
+        )
+        _mcp_call(peer, None, "notifications/initialized", {})
+        _mcp_call(peer, 2, "tools/call", {"name": "whoami", "arguments": {}})
+        starting[len(servers)] = t0
+        servers.append(peer)
+        sessions.append(sid)
+
+    while len(servers) < n or starting:
+        while len(servers) < n and len(starting) < WINDOW:
+            spawn()
+        index = min(starting)
+        _mcp_result(servers[index], 2, 240.0)
+        ready_ms.append((time.monotonic() - starting.pop(index)) * 1000)
+    return servers, sessions, ready_ms
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise BenchError(f"no VmRSS for pid {pid}")
+
+
+def bench_scale(ctx: Ctx) -> list[Row]:
+    n = 8 if ctx.quick else 50
+    reps = 5 if ctx.quick else 12
+    ctx.log(f"   starting {n} MCP servers ({WINDOW} at a time)")
+    servers, sessions, ready_ms = _start_servers(ctx, n)
+    raw_peers: list[Peer] = []
+    fan = ctx.our_peers(["bench-fan"])
+    watch = StoreWatch(ctx.identity_dir(sid) for sid in sessions)
+    try:
+        lobby = fan[0].lobby
+        members = _lobby_size(ctx, lobby)
+        ctx.log(f"   lobby has {members} members; making a raw room of the same size")
+        sender = ctx.raw_user("raw-fan-s")
+        receivers = [ctx.raw_user(f"raw-fan-r{k}") for k in range(n)]
+        idle = [ctx.raw_user(f"raw-fan-i{k}") for k in range(max(0, members - n - 1))]
+        room = sender.create_room([u.user_id for u in receivers + idle])
+        for user in receivers + idle:
+            user.join(room)
+        raw_send = ctx.raw_peer("raw-fan-send", "send", sender)
+        raw_recv = [ctx.raw_peer(f"raw-fan-recv{k}", "recv", u) for k, u in enumerate(receivers)]
+        raw_peers = [raw_send, *raw_recv]
+        ctx.raw_peers_ready(raw_peers)
+        fanout_peer = fan[0].peer
+
+        def raw_once(token: str) -> float:
+            raw_send.write(f"send {room} {token}")
+            t0 = float(raw_send.expect("sent", FANOUT_TIMEOUT)[2])
+            times: dict[int, float] = {}
+
+            def accept(i: int, f: list[str]) -> bool:
+                if i > 0 and f[:2] == ["got", token]:
+                    times[i] = float(f[2])
+                return len(times) == n
+
+            collect(raw_peers, accept, FANOUT_TIMEOUT, f"raw fan-out {token}")
+            return (max(times.values()) - t0) * 1000
+
+        def visible(token: str) -> Callable[[int], bool]:
+            def check(i: int) -> bool:  # in the store, and mail.marker says so
+                local = watch.row_id(i, token + " ")
+                return local is not None and watch.marker(i) >= local
+
+            return check
+
+        def ours_once(token: str, timeout: float = FANOUT_TIMEOUT) -> float:
+            fanout_peer.write(f"send {lobby} {token}")
+            seen = watch.wait(
+                visible(token),
+                range(n),
+                timeout,
+                f"lobby message {token}",
+                poll=0.02,
+                abort=fanout_peer.failure,
+            )
+            t0 = float(fanout_peer.expect("sent", FANOUT_TIMEOUT)[2])
+            return (max(seen.values()) - t0) * 1000
+
+        ours_once("fw0", timeout=180.0)  # warm-up: every session has synced the lobby
+        raw_once("fw0r")
+        raw = Dist(f"raw room of {members}, last of {n} /sync clients", "ms")
+        mine = Dist(f"lobby of {members}, last of {n} sessions (row + mail.marker)", "ms")
+        # CPU while each side's rounds run: our n sessions never stop working (heartbeats
+        # into the lobby and project room wake every other session's sync).
+        pids = {"servers": [p.proc.pid for p in servers], "synapse": [synapse_pid(ctx.config)]}
+        used = {f"{side}_{who}": 0.0 for side in ("raw", "ours") for who in pids}
+        wall = {"raw": 0.0, "ours": 0.0}
+
+        def accounted(side: str, fn: Callable[[], float]) -> float:
+            before = {who: cpu_seconds(p) for who, p in pids.items()}
+            t0 = time.monotonic()
+            sample = fn()
+            wall[side] += time.monotonic() - t0
+            for who, p in pids.items():
+                used[f"{side}_{who}"] += cpu_seconds(p) - before[who]
+            return sample
+
+        for i in range(reps):
+            raw.samples.append(accounted("raw", lambda i=i: raw_once(f"f{i}r")))
+            mine.samples.append(accounted("ours", lambda i=i: ours_once(f"f{i}o")))
+        load = {k: round(v / wall[k.split("_")[0]], 2) for k, v in used.items()}
+        rss = Dist("VmRSS per MCP server", "MiB", [_rss_mib(p.proc.pid) for p in servers])
+        synapse = _synapse_rss(ctx)
+    finally:
+        watch.close()
+        ctx.stop(raw_peers)
+        ctx.stop(fan)
+        ctx.stop(servers)
+    ready = Dist(f"MCP server spawn -> whoami answered ({WINDOW} starting at once)", "ms", ready_ms)
+    scale_note = "" if n == 50 else f" (quick mode: {n} sessions, not 50)"
+    rss_row = absolute_row(
+        "rss",
+        f"MCP server RSS, {n} sessions{scale_note}",
+        rss,
+        {"max": 80.0},
+        note=f"Synapse RSS with {n} sessions: {synapse:.0f} MiB; MCP server spawn -> tools "
+        f"ready p50 {ready.q('p50'):.0f} ms, p95 {ready.q('p95'):.0f} ms",
+    )
+    rss_row.chart = False
+    rss_row.extra["mcp_ready_ms"] = ready.summary()
+    rss_row.extra["synapse_rss_mib"] = round(synapse, 1)
+    fan_row = ratio_row(
+        "fanout",
+        f"Lobby fan-out to the last of {n}{scale_note}",
+        raw,
+        mine,
+        {"p50": 1.2},
+        note=f"{reps} pairs; lobby and raw room both have {members} members; CPU cores busy "
+        f"during raw / ours rounds: our {n} idle sessions {load['raw_servers']:.2f} / "
+        f"{load['ours_servers']:.2f}, Synapse {load['raw_synapse']:.2f} / "
+        f"{load['ours_synapse']:.2f}",
+    )
+    fan_row.extra["cpu_cores_busy"] = load
+    return [rss_row, fan_row]
+
+
+def _lobby_size(ctx: Ctx, lobby: str) -> int:
+    """Members of the lobby, asked as the machine account (its credentials are in the dir)."""
+    account = json.loads((ctx.identity_dir("_machine") / "account.json").read_text())
+    machine = Raw(ctx.url, account["access_token"], account["user_id"])
+    try:
+        return len(machine.joined_members(lobby).get("joined", {}))
+    finally:
+        machine.close()
+
+
+def _synapse_rss(ctx: Ctx) -> float:
+    from claudematrix import homeserver
+
+    pid = homeserver.status(ctx.config).pid
+    return _rss_mib(pid) if pid else float("nan")
