@@ -33,7 +33,8 @@ IdentityName = NewType("IdentityName", str)
 
 _SERVER = r"[A-Za-z0-9.\-]+(?::\d{1,5})?|\[[0-9A-Fa-f:.]+\](?::\d{1,5})?"
 _USER_RE = re.compile(rf"^@([a-z0-9._=\-/+]+):({_SERVER})$")
-_ROOM_RE = re.compile(rf"^!([A-Za-z0-9._~\-=+/]+):({_SERVER})$")
+# Room version 12 IDs are "!<hash>" with no server part; older ones are "!<local>:<server>".
+_ROOM_RE = re.compile(rf"^!([A-Za-z0-9._~\-=+/]+)(?::({_SERVER}))?$")
 _ALIAS_RE = re.compile(rf"^#([^:\s]+):({_SERVER})$")
 _IDENTITY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
 _LOCALPART_BAD = re.compile(r"[^a-z0-9._=\-]+")
@@ -58,7 +59,9 @@ def parse_user_id(text: str) -> UserID:
 
 def parse_room_id(text: str) -> RoomID:
     if not _ROOM_RE.fullmatch(text):
-        raise InvalidInput(f"{text!r} is not a valid Matrix room ID: use the form !id:server")
+        raise InvalidInput(
+            f"{text!r} is not a valid Matrix room ID: use the form !id or !id:server"
+        )
     return RoomID(text)
 
 

@@ -51,9 +51,11 @@ def signal_new_mail(identity_dir: Path | str, newest_id: int) -> None:
     """Tell this identity's hooks and idle waiter that mail up to `newest_id` is committed."""
     base = os.fspath(identity_dir)
     try:
-        fd = os.open(os.path.join(base, MAIL_MARKER), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # Fixed width and no O_TRUNC: truncating costs ~2 ms (up to 20) on ext4, and the
+        # hooks only compare mtimes, which any write moves.
+        fd = os.open(os.path.join(base, MAIL_MARKER), os.O_WRONLY | os.O_CREAT, 0o600)
         try:
-            os.write(fd, f"{newest_id}\n".encode())  # a write always moves the mtime
+            os.pwrite(fd, f"{newest_id:020d}\n".encode(), 0)
         finally:
             os.close(fd)
     except OSError:

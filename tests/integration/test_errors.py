@@ -113,7 +113,7 @@ def test_unknown_matrix_user(cli: Cli, sender: Pair) -> None:
     assert "no Matrix user" in line
 
 
-@pytest.mark.parametrize("target", ["@Bad", "@UPPER:localhost", "!bad", "#bad"])
+@pytest.mark.parametrize("target", ["@Bad", "@UPPER:localhost", "!no room", "#bad"])
 def test_invalid_matrix_id(cli: Cli, sender: Pair, target: str) -> None:
     a, *_ = sender
     line = cli.fails("send", target, "hi", as_=a)

@@ -240,6 +240,17 @@ def test_a_session_started_after_me_can_message_me(cli: Cli) -> None:
     assert [m["subject"] for m in cli.json("inbox", as_=b)] == ["newcomer"]
 
 
+def test_a_reply_can_be_sent_to_the_room_by_its_id(cli: Cli) -> None:
+    a, b = names("a", "b")
+    user_id(cli, a)
+    user_id(cli, b)
+    cli.json("send", b, "first", "--subject", "to the dm", as_=a)
+    (got,) = cli.json("inbox", as_=b)
+    room = got["room_id"]  # this Synapse makes room version 12 IDs: "!<hash>", no server
+    cli.json("send", room, "answer in the room", "--subject", "by room id", as_=b)
+    assert [m["subject"] for m in cli.json("inbox", as_=a)] == ["by room id"]
+
+
 def test_session_id_env_selects_the_identity(cli: Cli) -> None:
     (a,) = names("a")
     a_id = user_id(cli, a)

@@ -19,7 +19,6 @@ from claudematrix.ids import (
 )
 
 
-
 @pytest.mark.parametrize(
     "text",
     [
@@ -61,8 +60,11 @@ def test_invalid_user_ids(text: str) -> None:
 
 def test_room_ids_and_aliases() -> None:
     assert parse_room_id("!AbC123:localhost") == "!AbC123:localhost"
+    # Room version 12: the ID is a hash with no server part.
+    v12 = "!YWZuWxMSxbdz7Jtqmx3uyPP1DGpBjxmmNee9x-_r-Dk"
+    assert parse_room_id(v12) == v12
     assert parse_room_alias("#cm-lobby-1234:localhost") == "#cm-lobby-1234:localhost"
-    for bad in ("!nope", "!:x", "room:x", "!a b:x"):
+    for bad in ("!", "!:x", "room:x", "!a b:x", "!a:bad server"):
         with pytest.raises(InvalidInput, match="room ID"):
             parse_room_id(bad)
     for bad in ("#nope", "#:x", "#a b:x"):

@@ -22,13 +22,13 @@ or anything that pulls in nio, mcp or click.
 import sys
 
 try:
-    from posix import O_CREAT, O_NONBLOCK, O_TRUNC, O_WRONLY, environ
+    from posix import O_CREAT, O_NONBLOCK, O_WRONLY, environ
     from posix import close as _close
     from posix import open as _open
     from posix import stat as _stat
     from posix import write as _write
 except ImportError:  # pragma: no cover - not a POSIX system
-    from os import O_CREAT, O_NONBLOCK, O_TRUNC, O_WRONLY
+    from os import O_CREAT, O_NONBLOCK, O_WRONLY
     from os import close as _close
     from os import environb as environ  # type: ignore[assignment]
     from os import open as _open
@@ -153,7 +153,8 @@ def has_new_mail(identity: str) -> bool:
 def set_turn(identity: str, state: bytes) -> None:
     """Record whether the session is in a turn (b"busy") or waiting for input (b"idle")."""
     try:
-        fd = _open(identity + "/" + TURN_STATE, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        # b"busy" and b"idle" have one length, so no O_TRUNC (it costs ms on ext4).
+        fd = _open(identity + "/" + TURN_STATE, O_WRONLY | O_CREAT, 0o600)
     except OSError:
         return  # no identity dir yet: nothing to wake
     try:

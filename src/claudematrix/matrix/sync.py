@@ -9,8 +9,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import nio
-
 from claudematrix.ids import EventID, RoomID, UserID
 from claudematrix.matrix.client import MatrixClient
 from claudematrix.matrix.content import PRESENCE_EVENT, PROFILE_EVENT, message_from_event
@@ -48,17 +46,25 @@ class SyncOutcome:
     joined_rooms: int = 0
 
 
-def _invites(resp: nio.SyncResponse, me: UserID) -> list[Invite]:
+def _events(section: Any) -> list[dict[str, Any]]:
+    events = section.get("events") if isinstance(section, dict) else None
+    return [e for e in events if isinstance(e, dict)] if isinstance(events, list) else []
+
+
+def _rooms(resp: dict[str, Any], kind: str) -> dict[str, Any]:
+    rooms = resp.get("rooms")
+    section = rooms.get(kind) if isinstance(rooms, dict) else None
+    return section if isinstance(section, dict) else {}
+
+
+def _invites(resp: dict[str, Any], me: UserID) -> list[Invite]:
     found: list[Invite] = []
-    for room_id, info in resp.rooms.invite.items():
+    for room_id, info in _rooms(resp, "invite").items():
         inviter, direct = "", False
-        for event in info.invite_state:
-            source = getattr(event, "source", None) or {}
-            if source.get("type") == "m.room.member" and source.get("state_key") == me:
-                inviter = str(source.get("sender", ""))
-                # nio keeps invite content on the parsed event, not in `source`
-                content = getattr(event, "content", None) or source.get("content") or {}
-                direct = bool(content.get("is_direct"))
+        for event in _events(info.get("invite_state") if isinstance(info, dict) else None):
+            if event.get("type") == "m.room.member" and event.get("state_key") == me:
+                inviter = str(event.get("sender", ""))
+                direct = bool((event.get("content") or {}).get("is_direct"))
         if inviter:
             found.append(Invite(RoomID(room_id), UserID(inviter), direct))
     return found
@@ -99,7 +105,8 @@ async def sync_once(
 ) -> SyncOutcome:
     me = client.user_id
     resp = await client.sync(store.next_batch(), timeout_ms, full_state=full_state)
-    batch = SyncBatch(next_batch=resp.next_batch)
+    next_batch = resp.get("next_batch")
+    batch = SyncBatch(next_batch=str(next_batch) if next_batch else None)
 
     invited = 0
     for invite in _invites(resp, me):
@@ -111,19 +118,20 @@ async def sync_once(
     blocked = store.blocked()
     names = {u: p.display_name for u, p in store.people().items()}
     published = {u: str(p.content.get("display_name") or "") for u, p in store.profiles().items()}
-    for room_id_str, info in resp.rooms.join.items():
+    for room_id_str, info in _rooms(resp, "join").items():
         room_id = RoomID(room_id_str)
         record = store.room(room_id)
         if record is None:
             record = RoomRecord(room_id, "other")
             batch.rooms.append(record)
-        timeline = [e.source for e in info.timeline.events if isinstance(e.source, dict)]
-        state = [e.source for e in info.state if isinstance(getattr(e, "source", None), dict)]
-        if info.timeline.limited or store.next_batch() is None:
+        section = info.get("timeline") if isinstance(info, dict) else None
+        timeline = _events(section)
+        state = _events(info.get("state") if isinstance(info, dict) else None)
+        limited = isinstance(section, dict) and bool(section.get("limited"))
+        if limited or store.next_batch() is None:
+            prev = section.get("prev_batch") if isinstance(section, dict) else None
             seen = {str(e.get("event_id", "")) for e in timeline}
-            timeline = (
-                await _backfill(client, store, room_id, info.timeline.prev_batch, seen) + timeline
-            )
+            timeline = await _backfill(client, store, room_id, prev, seen) + timeline
         for event in state + timeline:
             _directory_event(event, room_id, batch, names)
         if record.kind == "public":
@@ -141,13 +149,13 @@ async def sync_once(
                         Person(message.sender, message.sender_name, message.origin_ts)
                     )
 
-    for room_id_str in resp.rooms.leave:
+    for room_id_str in _rooms(resp, "leave"):
         batch.rooms.append(
             RoomRecord(RoomID(room_id_str), _kind_of(store, room_id_str), None, joined=False)
         )
 
     new_ids = store.commit_sync(batch)
-    return SyncOutcome(new_ids, resp.next_batch, joined_rooms=invited)
+    return SyncOutcome(new_ids, batch.next_batch, joined_rooms=invited)
 
 
 def _kind_of(store: Store, room_id: str) -> str:

@@ -6,6 +6,7 @@ what I publish about myself goes only to rooms my mode's label reaches (policy.a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -20,7 +21,7 @@ from claudematrix.ids import EventID, RoomAlias, RoomID, UserID, server_name
 from claudematrix.matrix import MatrixClient
 from claudematrix.matrix.content import MEMBER_STATE, PRESENCE_EVENT, PROFILE_EVENT
 from claudematrix.paths import identity_dir
-from claudematrix.service.lobby import join_lobby, join_project_room
+from claudematrix.service.lobby import join_machine_rooms
 from claudematrix.store import Membership, Person, RoomRecord, Store, SyncBatch
 from claudematrix.types import Audience, Contact, Label
 from claudematrix.workspace import Workspace
@@ -34,6 +35,9 @@ ROOM_AUDIENCE: dict[str, Audience] = {
     "circle": Audience.TRUSTED,
     "public": Audience.ANYONE,
 }
+# Heartbeats wake every member's sync: none in the project room, whose members all share
+# the lobby with me anyway.
+_PRESENCE_KINDS = ("lobby", "circle", "public")
 PUBLIC_ROOM_ALIAS = "claudematrix-public"
 _NEAREST_FIRST = list(Audience)
 
@@ -46,7 +50,7 @@ class Timing:
 
     @classmethod
     def from_env(cls) -> Timing:
-        heartbeat = float(os.environ.get("CLAUDEMATRIX_HEARTBEAT_S", "60"))
+        heartbeat = float(os.environ.get("CLAUDEMATRIX_HEARTBEAT_S", "120"))
         days = float(os.environ.get("CLAUDEMATRIX_HIDE_AFTER_DAYS", "7"))
         return cls(heartbeat, int(heartbeat * 2500), days * 86400)
 
@@ -159,12 +163,10 @@ class Directory:
         mode = self.mode()
         if mode is Label.SECRET:
             return
-        if not self.store.rooms_of_kind("lobby"):
-            room = await join_lobby(self.config, client)
-            await self._remember_room(room, "lobby")
-        if not self.store.rooms_of_kind("project"):
-            room = await join_project_room(self.config, client, self.workspace)
-            await self._remember_room(room, "project")
+        missing = [k for k in ("lobby", "project") if not self.store.rooms_of_kind(k)]
+        if missing:
+            joined = await join_machine_rooms(self.config, client, self.workspace, missing)
+            await asyncio.gather(*(self._remember_room(room, kind) for kind, room in joined))
         if mode is Label.PUBLIC and not self.store.rooms_of_kind("public"):
             await self._join_public_room()
 
@@ -272,40 +274,47 @@ class Directory:
         """Profile and presence into every room my mode reaches; withdrawn from the rest.
 
         Only a long-lived process (the session's MCP server) says it is online; a CLI run
-        just leaves a fresh last-active time.
+        just leaves a fresh last-active time. Rooms are written concurrently.
         """
         client = self._client()
         mode = self.mode()
-        await client.set_displayname(
-            self.rich_name() if mode is Label.PUBLIC else neutral_name(self.identity)
-        )
         profile = self.profile()
+        jobs = [
+            client.set_displayname(
+                self.rich_name() if mode is Label.PUBLIC else neutral_name(self.identity)
+            )
+        ]
         for kind, audience in ROOM_AUDIENCE.items():
             for room in self.store.rooms_of_kind(kind):
                 if policy.allows(mode, audience):
-                    event = await client.put_state(room, PROFILE_EVENT, profile, client.user_id)
-                    self._remember_published(room, event)
-                    named = await client.set_room_displayname(room, self.rich_name())
-                    self._remember_published(room, named)
-                    await client.put_state(
-                        room,
-                        PRESENCE_EVENT,
-                        self.presence(online=self.long_lived),
-                        client.user_id,
-                    )
+                    jobs.append(self._publish_in(room, kind, profile))
                 else:
-                    await self.withdraw(room)
+                    jobs.append(self.withdraw(room))
+        await asyncio.gather(*jobs)
+
+    async def _publish_in(self, room: RoomID, kind: str, profile: dict[str, Any]) -> None:
+        client = self._client()
+        event = await client.put_state(room, PROFILE_EVENT, profile, client.user_id)
+        self._remember_published(room, event)
+        self._remember_published(room, await client.set_room_displayname(room, self.rich_name()))
+        if kind in _PRESENCE_KINDS:
+            await client.put_state(
+                room, PRESENCE_EVENT, self.presence(online=self.long_lived), client.user_id
+            )
 
     async def heartbeat(self, *, online: bool = True) -> None:
         client = self._client()
         mode = self.mode()
-        for kind, audience in ROOM_AUDIENCE.items():
-            if not policy.allows(mode, audience):
-                continue
-            for room in self.store.rooms_of_kind(kind):
-                await client.put_state(
-                    room, PRESENCE_EVENT, self.presence(online=online), client.user_id
-                )
+        rooms = [
+            room
+            for kind in _PRESENCE_KINDS
+            if policy.allows(mode, ROOM_AUDIENCE[kind])
+            for room in self.store.rooms_of_kind(kind)
+        ]
+        content = self.presence(online=online)
+        await asyncio.gather(
+            *(client.put_state(room, PRESENCE_EVENT, content, client.user_id) for room in rooms)
+        )
 
     def _remember_published(self, room: RoomID, event: EventID) -> None:
         key = f"published:{room}"

@@ -7,6 +7,7 @@ machines share one homeserver; nothing a profile claims is taken for proof.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 from claudematrix.config import Config
@@ -19,7 +20,7 @@ from claudematrix.paths import state_dir
 from claudematrix.service.accounts import ensure_account, load_account
 from claudematrix.workspace import Workspace
 
-__all__ = ["join_lobby", "join_project_room", "machine_user", "lobby_alias_localpart"]
+__all__ = ["join_machine_rooms", "machine_user", "lobby_alias_localpart"]
 
 
 def lobby_alias_localpart(config: Config) -> str:
@@ -36,41 +37,42 @@ def machine_user(config: Config) -> UserID | None:
     return creds.user_id if creds else None
 
 
-async def _join_machine_room(
-    config: Config, me: MatrixClient, alias_localpart: str, name: str, topic: str
-) -> RoomID:
-    creds = await ensure_account(config, MACHINE_SLUG, [f"cm-machine-{config.machine_id}"])
-    machine = MatrixClient(creds)
-    try:
-        alias = RoomAlias(f"#{alias_localpart}:{server_name(machine.user_id)}")
-        with FileLock(state_dir() / "machine-rooms.lock"):
-            room = await machine.resolve_alias(alias)
-            if room is None:
-                await machine.set_displayname(f"ClaudeMatrix machine {config.machine_name}")
-                room = await machine.create_invite_only_room(
-                    alias_localpart, name, topic, MEMBER_STATE
-                )
-        await machine.invite(room, me.user_id)
-    finally:
-        await machine.close()
-    return await me.join(room)
-
-
-async def join_lobby(config: Config, me: MatrixClient) -> RoomID:
-    return await _join_machine_room(
-        config,
-        me,
-        lobby_alias_localpart(config),
-        f"ClaudeMatrix lobby on {config.machine_name}",
-        "Every ClaudeMatrix identity on this machine. Invite-only.",
-    )
-
-
-async def join_project_room(config: Config, me: MatrixClient, ws: Workspace) -> RoomID:
-    return await _join_machine_room(
-        config,
-        me,
+def _room_spec(config: Config, ws: Workspace, kind: str) -> tuple[str, str, str]:
+    """(alias localpart, name, topic) of a machine room."""
+    if kind == "lobby":
+        return (
+            lobby_alias_localpart(config),
+            f"ClaudeMatrix lobby on {config.machine_name}",
+            "Every ClaudeMatrix identity on this machine. Invite-only.",
+        )
+    return (
         project_alias_localpart(config, ws),
         f"ClaudeMatrix project {ws.project} on {config.machine_name}",
         f"Sessions working in {ws.project_dir}. Invite-only.",
     )
+
+
+async def join_machine_rooms(
+    config: Config, me: MatrixClient, ws: Workspace, kinds: list[str]
+) -> list[tuple[str, RoomID]]:
+    """Have the machine account invite `me` into these rooms (creating them), and join."""
+    creds = await ensure_account(config, MACHINE_SLUG, [f"cm-machine-{config.machine_id}"])
+    machine = MatrixClient(creds)
+    rooms: list[tuple[str, RoomID]] = []
+    try:
+        with FileLock(state_dir() / "machine-rooms.lock"):
+            for kind in kinds:
+                localpart, name, topic = _room_spec(config, ws, kind)
+                alias = RoomAlias(f"#{localpart}:{server_name(machine.user_id)}")
+                room = await machine.resolve_alias(alias)
+                if room is None:
+                    await machine.set_displayname(f"ClaudeMatrix machine {config.machine_name}")
+                    room = await machine.create_invite_only_room(
+                        localpart, name, topic, MEMBER_STATE
+                    )
+                rooms.append((kind, room))
+        await asyncio.gather(*(machine.invite(room, me.user_id) for _, room in rooms))
+    finally:
+        await machine.close()
+    joined = await asyncio.gather(*(me.join(room) for _, room in rooms))
+    return [(kind, room) for (kind, _), room in zip(rooms, joined, strict=True)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from claudematrix.errors import UnknownRecipient
@@ -28,7 +29,8 @@ class Target:
     label: str = ""  # how to name it back to a person
 
 
-def parse_target(to: str, contacts: list[Contact]) -> Target:
+def parse_target(to: str, contacts: Callable[[], list[Contact]]) -> Target:
+    """`contacts` is only called for a name: an ID or a room needs no directory."""
     to = to.strip()
     if not to:
         raise UnknownRecipient("no recipient given: name a contact, a Matrix ID or a room")
@@ -39,7 +41,7 @@ def parse_target(to: str, contacts: list[Contact]) -> Target:
         if to.startswith("!"):
             return Target(room=parse_room_id(to), label=to)
         return Target(alias=parse_room_alias(to), label=to)
-    contact = match_contact(to, contacts)
+    contact = match_contact(to, contacts())
     return Target(user=contact.user_id, label=f"{contact.display_name} ({contact.user_id})")
 
 

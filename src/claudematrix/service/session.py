@@ -280,13 +280,13 @@ class Service:
         if to.strip().lower() == "owner" and owner is not None:
             to = owner
         try:
-            target = parse_target(to, self.contacts(include_hidden=True))
+            target = parse_target(to, self._all_contacts)
         except UnknownRecipient:
             # Someone who joined, or published a short name, since my last sync.
             await self.directory.refresh_memberships()
             if self.try_own_sync():
                 await self.sync()
-            target = parse_target(to, self.contacts(include_hidden=True))
+            target = parse_target(to, self._all_contacts)
         client = self._require_client()
         if target.user is not None:
             audience = self.audience_of(target.user)
@@ -408,6 +408,9 @@ class Service:
         if not query.strip():
             raise InvalidInput("the search query is empty: give words to look for")
         return self.store.search(query, limit=limit)
+
+    def _all_contacts(self) -> list[Contact]:
+        return self.contacts(include_hidden=True)
 
     def contacts(self, *, include_hidden: bool = False) -> list[Contact]:
         return self.directory.contacts(include_hidden=include_hidden)
