@@ -32,10 +32,17 @@ def state_dir() -> Path:
     return ensure_dir(path)
 
 
+_ENSURED: set[Path] = set()
+
+
 def ensure_dir(path: Path) -> Path:
+    """Create (0700) once per process; later calls cost nothing (they sit on hot paths)."""
+    if path in _ENSURED:
+        return path
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     if path.stat().st_mode & 0o077:
         path.chmod(0o700)
+    _ENSURED.add(path)
     return path
 
 

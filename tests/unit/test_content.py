@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -49,9 +50,14 @@ def test_built_content_reads_well_in_other_clients() -> None:
     content = build_content("Hi <there>", "a < b\nc", Label.PRIVATE)
     assert content["msgtype"] == "m.text"
     assert content["body"] == "[Hi <there>] a < b\nc"
-    assert content["format"] == "org.matrix.custom.html"
-    assert content["formatted_body"] == "<b>Hi &lt;there&gt;</b><br>a &lt; b<br>c"
     assert content[NAMESPACE]["subject"] == "Hi <there>"
+    # The text travels once: every copy costs the homeserver per byte.
+    assert json.dumps(content).count("a < b") == 1
+    parsed = message_from_event(event(content), ROOM, ME)
+    assert parsed is not None and parsed.subject == "Hi <there>" and parsed.body == "a < b\nc"
+    tricky = build_content("S", "[S] starts like a subject", Label.PRIVATE)
+    parsed = message_from_event(event(tricky), ROOM, ME)
+    assert parsed is not None and parsed.body == "[S] starts like a subject"
     assert "m.relates_to" not in content
     no_subject = build_content("", "just text", Label.PUBLIC)
     assert no_subject["body"] == "just text"

@@ -89,6 +89,10 @@ class MatrixClient:
             creds.homeserver, creds.user_id, device_id=creds.device_id, config=_config()
         )
         self._nio.restore_login(creds.user_id, creds.device_id, creds.access_token)
+        # My own events are never news to me (a send records itself), and without this every
+        # message I send would wake my own long-poll.
+        timeline = {**SYNC_FILTER["room"]["timeline"], "not_senders": [creds.user_id]}
+        self._sync_filter = {**SYNC_FILTER, "room": {**SYNC_FILTER["room"], "timeline": timeline}}
 
     async def close(self) -> None:
         await self._nio.close()
@@ -342,7 +346,7 @@ class MatrixClient:
             self.creds.access_token,
             since=since,
             timeout=timeout_ms,
-            filter=SYNC_FILTER,
+            filter=self._sync_filter,
             full_state=full_state or None,
         )
         try:

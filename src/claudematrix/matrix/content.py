@@ -6,7 +6,6 @@ while sessions get subject and label back exactly.
 
 from __future__ import annotations
 
-import html
 import json
 from typing import Any
 
@@ -23,6 +22,7 @@ __all__ = [
     "build_content",
     "message_from_event",
     "subject_from_text",
+    "read_fields",
 ]
 
 NAMESPACE = "com.claudematrix"
@@ -37,21 +37,19 @@ _SUBJECT_FROM_BODY_CHARS = 72
 
 # Synapse refuses events over 64 KiB; this leaves room for the event's own fields.
 MAX_CONTENT_BYTES = 60 * 1024
-# Above this the text is carried once only (no HTML copy), so large messages still fit.
-_RICH_LIMIT = 8 * 1024
 
 
 def build_content(
     subject: str, text: str, label: Label, reply_to: EventID | None = None
 ) -> dict[str, Any]:
-    plain = f"[{subject}] {text}" if subject else text
-    ours: dict[str, Any] = {"v": 1, "subject": subject, "label": label.value}
-    content: dict[str, Any] = {"msgtype": "m.text", "body": plain, NAMESPACE: ours}
-    if len(text) <= _RICH_LIMIT:
-        ours["text"] = text
-        rich = f"<b>{html.escape(subject)}</b><br>" if subject else ""
-        content["format"] = "org.matrix.custom.html"
-        content["formatted_body"] = rich + html.escape(text).replace("\n", "<br>")
+    """The text travels once, in `body` ("[subject] text", which every client shows well);
+    subject and label ride beside it, and the exact text is rebuilt from `body` on receipt.
+    Every extra copy (an HTML body, the text again) costs the homeserver per byte."""
+    content: dict[str, Any] = {
+        "msgtype": "m.text",
+        "body": f"[{subject}] {text}" if subject else text,
+        NAMESPACE: {"v": 1, "subject": subject, "label": label.value},
+    }
     if reply_to:
         content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
     return content
@@ -73,6 +71,21 @@ def _label(value: Any) -> Label:
         return Label.SECRET
 
 
+def read_fields(content: dict[str, Any]) -> tuple[str, Label, str]:
+    """(subject, label, text) of message content, ours or any other client's."""
+    ours = content.get(NAMESPACE)
+    body = str(content.get("body", ""))
+    if not isinstance(ours, dict):  # a person in an ordinary client: no subject, no label
+        return subject_from_text(body), Label.PRIVATE, body
+    subject = str(ours.get("subject") or "")
+    label = _label(ours.get("label", Label.PRIVATE.value))
+    text = ours.get("text")  # only in messages from before the text travelled once
+    if not isinstance(text, str):
+        prefix = f"[{subject}] " if subject else ""
+        text = body[len(prefix) :] if body.startswith(prefix) else body
+    return subject, label, text
+
+
 def message_from_event(
     event: dict[str, Any],
     room_id: RoomID,
@@ -87,19 +100,7 @@ def message_from_event(
     content = event.get("content") or {}
     if not isinstance(content, dict) or content.get("msgtype") not in ("m.text", "m.notice"):
         return None
-    ours = content.get(NAMESPACE)
-    if isinstance(ours, dict):
-        subject = str(ours.get("subject") or "")
-        label = _label(ours.get("label", Label.PRIVATE.value))
-        text = ours.get("text")
-        if not isinstance(text, str):  # large messages carry their text in `body` only
-            body = str(content.get("body", ""))
-            prefix = f"[{subject}] " if subject else ""
-            text = body[len(prefix) :] if body.startswith(prefix) else body
-    else:
-        text = str(content.get("body", ""))
-        subject = subject_from_text(text)
-        label = Label.PRIVATE
+    subject, label, text = read_fields(content)
     relates = content.get("m.relates_to") or {}
     reply = relates.get("m.in_reply_to", {}) if isinstance(relates, dict) else {}
     reply_to = reply.get("event_id") if isinstance(reply, dict) else None

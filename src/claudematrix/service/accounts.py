@@ -13,7 +13,7 @@ from claudematrix.errors import ConfigError, RegistrationFailed, StateCorrupt
 from claudematrix.ids import UserID
 from claudematrix.locks import FileLock
 from claudematrix.matrix import MatrixClient, SessionCredentials
-from claudematrix.paths import identity_dir, read_json, write_json_private
+from claudematrix.paths import identity_dir, read_json, state_dir, write_json_private
 
 __all__ = [
     "ensure_account",
@@ -25,7 +25,8 @@ __all__ = [
 
 
 def account_path(slug: str) -> Path:
-    return identity_dir(slug) / "account.json"
+    """Where an identity's account lives; looking does not create anything."""
+    return state_dir() / "identities" / slug / "account.json"
 
 
 def load_account(config: Config, slug: str) -> SessionCredentials | None:

@@ -27,7 +27,7 @@ from claudematrix.identity import OWNER, Identity
 from claudematrix.ids import RoomAlias, RoomID, UserID
 from claudematrix.locks import FileLock
 from claudematrix.matrix import MatrixClient, SessionCredentials, build_content
-from claudematrix.matrix.content import MAX_CONTENT_BYTES, content_size
+from claudematrix.matrix.content import MAX_CONTENT_BYTES, content_size, read_fields
 from claudematrix.matrix.sync import Invite, sync_once
 from claudematrix.paths import identity_dir
 from claudematrix.service.accounts import ensure_account, load_account
@@ -44,6 +44,7 @@ __all__ = ["Service", "WhoAmI", "Progress", "stderr_progress"]
 Progress = Callable[[str], None]
 _BACKOFF_START_S = 0.25
 _BACKOFF_MAX_S = 10.0
+_OWNER_LOOK_S = 5.0
 
 
 def stderr_progress(line: str) -> None:
@@ -73,6 +74,9 @@ class Service:
         self.store = Store(self.dir / "store.db")
         self.workspace: Workspace = detect_workspace()
         self.client: MatrixClient | None = None
+        self._creds: SessionCredentials | None = None
+        self._owner: UserID | None = None
+        self._owner_next_look = 0.0
         self._sync_lock = FileLock(self.dir / "sync.lock")
         self.directory = Directory(
             config,
@@ -98,6 +102,7 @@ class Service:
             self.identity.localpart_candidates(),
             is_owner=self.identity.is_owner,
         )
+        self._creds = creds
         self.client = MatrixClient(creds)
         await self.directory.join_rooms()
         await self.publish_if_changed()
@@ -117,7 +122,10 @@ class Service:
 
     @property
     def creds(self) -> SessionCredentials | None:
-        return load_account(self.config, self.identity.slug)
+        """My account, read once it exists (it never changes under a running Service)."""
+        if self._creds is None:
+            self._creds = load_account(self.config, self.identity.slug)
+        return self._creds
 
     # --- sync ---------------------------------------------------------------------------
 
@@ -243,8 +251,12 @@ class Service:
         return self.directory.mode()
 
     def _owner_user(self) -> UserID | None:
-        creds = load_account(self.config, OWNER)
-        return creds.user_id if creds else None
+        # The owner's account may appear later: look again now and then until it does.
+        if self._owner is None and time.monotonic() >= self._owner_next_look:
+            creds = load_account(self.config, OWNER)
+            self._owner = creds.user_id if creds else None
+            self._owner_next_look = time.monotonic() + _OWNER_LOOK_S
+        return self._owner
 
     def audience_of(self, user: UserID) -> Audience:
         return self.directory.audience_of(user)
@@ -343,17 +355,16 @@ class Service:
         except HomeserverError:
             self.store.outbox_remove(txn)  # refused for good: retrying cannot help
             raise
-        ours = content.get("com.claudematrix")
-        fields = ours if isinstance(ours, dict) else {}
+        subject, label, text = read_fields(content)
         message = Message(
             event_id=event_id,
             room_id=room,
             sender=client.user_id,
             sender_name=self.directory.rich_name(),
             direction=Direction.OUT,
-            subject=str(fields.get("subject", "")),
-            body=str(fields.get("text", content.get("body", ""))),
-            label=Label.parse(str(fields.get("label", "private"))),
+            subject=subject,
+            body=text,
+            label=label,
             origin_ts=int(time.time() * 1000),
             recipient=UserID(recipient),
             read=True,
