@@ -22,33 +22,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import sys
 import threading
 import time
 
 from bench._rawpeer import FILLER
 from claudematrix.config import load_config
-from claudematrix.errors import ClaudeMatrixError, InvalidInput
+from claudematrix.errors import ClaudeMatrixError
 from claudematrix.identity import Identity
-from claudematrix.ids import IdentityName, RoomID
-from claudematrix.service import Service, recipients
-
-_V12_ROOM = re.compile(r"^![A-Za-z0-9._~\-=+/]+$")
-
-
-def _accept_v12_room_ids() -> None:
-    strict = recipients.parse_room_id
-
-    def lenient(text: str) -> RoomID:
-        try:
-            return strict(text)
-        except InvalidInput:
-            if _V12_ROOM.match(text):
-                return RoomID(text)
-            raise
-
-    recipients.parse_room_id = lenient  # type: ignore[assignment]
+from claudematrix.ids import IdentityName
+from claudematrix.service import Service
 
 
 def _out(line: str) -> None:
@@ -116,5 +99,4 @@ async def _command(service: Service, cmd: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    _accept_v12_room_ids()
     asyncio.run(_main())
