@@ -10,11 +10,6 @@ then takes commands on stdin:
 
 t0/t1 are time.monotonic() around the call. A failed command prints `error <token> <why>`.
 Exits when stdin closes.
-
-Workaround, bench-side only: Synapse 1.163 creates rooms of version 12, whose IDs have no
-":server" part ("!abc..."), and claudematrix.ids.parse_room_id rejects those, so
-Service.send to a room ID fails (a product bug, reported). Here parse_room_id is wrapped to
-accept them, so the lobby fan-out can go through the real Service.send path.
 """
 
 from __future__ import annotations
