@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -116,17 +116,21 @@ class MatrixClient:
     # --- account ------------------------------------------------------------------------
 
     @staticmethod
-    async def login(homeserver: str, user: str, password: str, device: str) -> SessionCredentials:
+    async def _new_session(
+        homeserver: str,
+        user: str,
+        request: Callable[[nio.AsyncClient], Awaitable[Any]],
+        failure: Callable[[nio.ErrorResponse], HomeserverError],
+    ) -> SessionCredentials:
+        """Log in or register with a throwaway client; its token becomes the session's."""
         client = nio.AsyncClient(homeserver, user, config=_config())
         try:
             try:
-                resp = await client.login(password=password, device_name=device)
+                resp = await request(client)
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError):
                 raise _unavailable(homeserver) from None
-            if isinstance(resp, nio.LoginError):
-                raise HomeserverError(
-                    f"login as {user} failed: {resp.message}; check the password", resp.status_code
-                )
+            if isinstance(resp, nio.ErrorResponse):
+                raise failure(resp)
             return SessionCredentials(
                 homeserver, UserID(resp.user_id), resp.access_token, resp.device_id
             )
@@ -134,24 +138,28 @@ class MatrixClient:
             await client.close()
 
     @staticmethod
+    async def login(homeserver: str, user: str, password: str, device: str) -> SessionCredentials:
+        return await MatrixClient._new_session(
+            homeserver,
+            user,
+            lambda c: c.login(password=password, device_name=device),
+            lambda r: HomeserverError(
+                f"login as {user} failed: {r.message}; check the password", r.status_code
+            ),
+        )
+
+    @staticmethod
     async def register_with_token(
         homeserver: str, localpart: str, password: str, token: str, device: str
     ) -> SessionCredentials:
-        client = nio.AsyncClient(homeserver, localpart, config=_config())
-        try:
-            try:
-                resp = await client.register_with_token(localpart, password, token, device)
-            except (aiohttp.ClientConnectionError, asyncio.TimeoutError):
-                raise _unavailable(homeserver) from None
-            if isinstance(resp, nio.ErrorResponse):
-                raise RegistrationFailed(
-                    f"registering {localpart} failed: {resp.message}", resp.status_code
-                )
-            return SessionCredentials(
-                homeserver, UserID(resp.user_id), resp.access_token, resp.device_id
-            )
-        finally:
-            await client.close()
+        return await MatrixClient._new_session(
+            homeserver,
+            localpart,
+            lambda c: c.register_with_token(localpart, password, token, device),
+            lambda r: RegistrationFailed(
+                f"registering {localpart} failed: {r.message}", r.status_code
+            ),
+        )
 
     async def whoami(self) -> UserID:
         resp = await self._call("whoami", self._nio.whoami())
