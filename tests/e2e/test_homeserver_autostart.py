@@ -68,19 +68,7 @@ def _synapse_pids(claude: Claude) -> set[int]:
 
 
 def _claudematrix(claude: Claude, *args: str) -> subprocess.CompletedProcess[str]:
-    """The `claudematrix` CLI from the plugin's venv, with the sessions' environment."""
-    env = claude.env()
-    venv = Path(env.get("CLAUDEMATRIX_PLUGIN_VENV") or REPO / ".venv")
-    return subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "claudematrix", *args],
-        env=env,
-        cwd=claude.project,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    return claude.claudematrix(*args)
 
 
 def _status(claude: Claude) -> dict[str, Any]:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,18 +25,7 @@ SEEN_WITHIN_S = 60.0
 
 
 def _contacts(claude: Claude, as_name: str) -> list[dict[str, Any]]:
-    env = claude.env()
-    python = Path(env.get("CLAUDEMATRIX_PLUGIN_VENV") or REPO / ".venv") / "bin" / "python"
-    proc = subprocess.run(
-        [str(python), "-m", "claudematrix", "--as", as_name, "contacts", "--json"],
-        env=env,
-        cwd=claude.project,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    proc = claude.claudematrix("--as", as_name, "contacts", "--json")
     assert proc.returncode == 0, proc.stderr
     value = json.loads(proc.stdout)
     assert isinstance(value, list)

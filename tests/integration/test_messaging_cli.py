@@ -237,7 +237,10 @@ def test_a_session_started_after_me_can_message_me(cli: Cli) -> None:
     user_id(cli, a)  # ... A joins the machine later and writes to B
     sent = cli.json("send", b, "hello, I just started", "--subject", "newcomer", as_=a)
     assert sent["where"] == "same machine"
-    assert [m["subject"] for m in cli.json("inbox", as_=b)] == ["newcomer"]
+    (got,) = cli.json("inbox", as_=b)
+    assert got["subject"] == "newcomer"
+    # A's profile came in the same sync as its message: B shows the name A published.
+    assert got["from_name"].endswith(f"({a})") and "ClaudeMatrix session" not in got["from_name"]
 
 
 def test_a_reply_can_be_sent_to_the_room_by_its_id(cli: Cli) -> None:

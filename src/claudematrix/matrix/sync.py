@@ -118,6 +118,7 @@ async def sync_once(
     blocked = store.blocked()
     names = {u: p.display_name for u, p in store.people().items()}
     published = {u: str(p.content.get("display_name") or "") for u, p in store.profiles().items()}
+    with_mail: list[tuple[RoomID, RoomRecord, list[dict[str, Any]]]] = []
     for room_id_str, info in _rooms(resp, "join").items():
         room_id = RoomID(room_id_str)
         record = store.room(room_id)
@@ -133,9 +134,13 @@ async def sync_once(
             seen = {str(e.get("event_id", "")) for e in timeline}
             timeline = await _backfill(client, store, room_id, prev, seen) + timeline
         for event in state + timeline:
-            _directory_event(event, room_id, batch, names)
-        if record.kind == "public":
-            continue  # the public room carries profiles, not mail
+            _directory_event(event, room_id, batch, names, published)
+        if record.kind != "public":  # the public room carries profiles, not mail
+            with_mail.append((room_id, record, timeline))
+
+    # Messages after every room's directory events: a sender's profile may come in this
+    # same response, in a room listed after the one their message is in.
+    for room_id, record, timeline in with_mail:
         for event in timeline:
             sender = UserID(str(event.get("sender", "")))
             if sender in blocked:
@@ -164,7 +169,11 @@ def _kind_of(store: Store, room_id: str) -> str:
 
 
 def _directory_event(
-    event: dict[str, Any], room_id: RoomID, batch: SyncBatch, names: dict[UserID, str]
+    event: dict[str, Any],
+    room_id: RoomID,
+    batch: SyncBatch,
+    names: dict[UserID, str],
+    published: dict[UserID, str],
 ) -> None:
     """Memberships and self-published profiles; a profile about someone else is ignored."""
     kind = event.get("type")
@@ -186,7 +195,7 @@ def _directory_event(
     elif kind == PROFILE_EVENT:
         batch.profiles.append(Profile(UserID(user), room_id, dict(content), ts))
         if content.get("display_name"):
-            names[UserID(user)] = str(content["display_name"])
+            published[UserID(user)] = str(content["display_name"])
     elif kind == PRESENCE_EVENT and not content:  # withdrawn: gone, as of now
         batch.presence.append(Presence(UserID(user), ts, 0, False))
     elif kind == PRESENCE_EVENT:

@@ -258,6 +258,21 @@ class Claude:
         self.started.append(proc)
         return StreamSession(proc, sid)
 
+    def claudematrix(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+        """The `claudematrix` CLI from the plugin's venv, with the sessions' environment."""
+        env = self.env()
+        venv = Path(env.get("CLAUDEMATRIX_PLUGIN_VENV") or REPO / ".venv")
+        return subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "claudematrix", *args],
+            env=env,
+            cwd=self.project,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
     def stop_all(self) -> None:
         """Stop every process this object started (fixtures call this, also on failure),
         then the embedded homeserver our MCP server may have started in CLAUDEMATRIX_HOME."""

@@ -1,0 +1,91 @@
+"""sync_once on a canned /sync response: what one response changes in the store.
+
+The client is a stand-in that returns the response; the homeserver itself is exercised by the
+integration tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from claudematrix.ids import RoomID, UserID
+from claudematrix.matrix.content import PROFILE_EVENT, build_content
+from claudematrix.matrix.sync import Invite, sync_once
+from claudematrix.store import RoomRecord, Store, SyncBatch
+from claudematrix.types import Label
+
+ME = UserID("@cc-me:localhost")
+BOB = UserID("@cc-bob:localhost")
+LOBBY = RoomID("!lobby")
+DM = RoomID("!dm")
+
+
+class CannedClient:
+    user_id = ME
+
+    def __init__(self, response: dict[str, Any]) -> None:
+        self.response = response
+
+    async def sync(self, since: str | None, timeout_ms: int, *, full_state: bool = False):  # noqa: ANN201
+        return self.response
+
+    async def messages_before(self, room: RoomID, token: str | None, limit: int = 100):  # noqa: ANN201
+        return [], None
+
+
+def _event(kind: str, sender: UserID, content: dict[str, Any], n: int, **extra: Any) -> dict:
+    return {
+        "type": kind,
+        "sender": sender,
+        "content": content,
+        "event_id": f"$e{n}",
+        "origin_server_ts": 1000 + n,
+        **extra,
+    }
+
+
+async def _no_invites(_invite: Invite) -> None:
+    return None
+
+
+def test_a_name_published_in_the_same_response_names_the_message() -> None:
+    store = Store.in_memory()
+    store.commit_sync(
+        SyncBatch(next_batch="s0", rooms=[RoomRecord(LOBBY, "lobby"), RoomRecord(DM, "dm", BOB)])
+    )
+    neutral = {"membership": "join", "displayname": "ClaudeMatrix session bob"}
+    rich = "proj@main on vm (bob)"
+    response = {
+        "next_batch": "s1",
+        "rooms": {
+            "join": {  # the DM is listed first: its member event carries the neutral name
+                DM: {
+                    "timeline": {
+                        "events": [
+                            _event("m.room.member", BOB, neutral, 1, state_key=BOB),
+                            _event(
+                                "m.room.message",
+                                BOB,
+                                build_content("hi", "hello", Label.PRIVATE),
+                                2,
+                            ),
+                        ]
+                    }
+                },
+                LOBBY: {
+                    "timeline": {
+                        "events": [
+                            _event(PROFILE_EVENT, BOB, {"display_name": rich}, 3, state_key=BOB),
+                        ]
+                    }
+                },
+            }
+        },
+    }
+    outcome = asyncio.run(
+        sync_once(CannedClient(response), store, timeout_ms=0, on_invite=_no_invites)  # type: ignore[arg-type]
+    )
+    (message,) = [store.message(str(i)) for i in outcome.new_message_ids]
+    assert message.sender_name == rich
+    assert store.next_batch() == "s1"
