@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_port
 from e2e.support.claude_cli import REPO, Claude, find_claude
 from e2e.support.fake_model import FakeModel
 
@@ -40,6 +41,9 @@ def claude(
     home.mkdir()
     project.mkdir()
     cli = Claude(binary=claude_bin, home=home, project=project, model_url=fake_model.url)
+    # Its own port too: a homeserver some other state dir runs on the default port must
+    # never be mistaken for this test's.
+    cli.env_extra["CLAUDEMATRIX_PORT"] = str(free_port())
     try:
         yield cli
     finally:
