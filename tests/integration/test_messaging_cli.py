@@ -327,13 +327,16 @@ def test_status_says_where_the_homeserver_is_and_how_to_log_in(
     cli: Cli, shared_homeserver: SharedHomeserver
 ) -> None:
     (a,) = names("a")
+    owner = user_id(cli, None)  # the person's own account exists once they used the CLI
     text = cli.run("status", as_=a).stdout
     assert shared_homeserver.url in text
     assert "running" in text
-    assert "claudematrix password" in text
+    assert f"your account:   {owner}" in text
+    assert "claudematrix --as owner password" in text
     data = cli.json("status", as_=a)
     assert data["homeserver"] == shared_homeserver.url
     assert data["running"] is True
+    assert data["owner"] == owner
 
 
 def mode(path: Path) -> int:

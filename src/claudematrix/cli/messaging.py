@@ -153,10 +153,11 @@ def whoami(ctx: click.Context, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    async def action(service: Service) -> tuple[WhoAmI, int, int]:
-        return service.whoami(), service.unread_count(), len(service.contacts())
+    async def action(service: Service) -> tuple[WhoAmI, int, int, str]:
+        owner = service.owner_user() or ""
+        return service.whoami(), service.unread_count(), len(service.contacts()), owner
 
-    me, unread, n_contacts = run_as(ctx, action)
+    me, unread, n_contacts, owner = run_as(ctx, action)
     config = load_config()
     running = homeserver.status(config).running if config.embedded else None
     if as_json:
@@ -168,6 +169,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
                 "me": dataclasses.asdict(me),
                 "unread": unread,
                 "contacts": n_contacts,
+                "owner": owner or None,
             }
         )
         return
@@ -179,8 +181,15 @@ def status(ctx: click.Context, as_json: bool) -> None:
     click.echo("")
     click.echo("Follow and join the conversations from any Matrix client (e.g. Element):")
     click.echo(f"  homeserver URL: {config.homeserver_url}")
-    click.echo("  your account:   run `claudematrix --as owner whoami` for its Matrix ID")
-    click.echo("  password:       run `claudematrix password` once to set one, then log in")
+    if owner:
+        click.echo(f"  your account:   {owner}")
+    else:
+        click.echo(
+            "  your account:   created by your first `claudematrix` command outside a session"
+        )
+    click.echo(
+        "  password:       run `claudematrix --as owner password` once to set one, then log in"
+    )
 
 
 @cli.command(help="Set your account's password (default: the owner) to log in from Element.")

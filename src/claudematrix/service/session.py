@@ -250,6 +250,10 @@ class Service:
     def default_label(self) -> Label:
         return self.directory.mode()
 
+    def owner_user(self) -> UserID | None:
+        """The person's own account on this machine, once it exists."""
+        return self._owner_user()
+
     def _owner_user(self) -> UserID | None:
         # The owner's account may appear later: look again now and then until it does.
         if self._owner is None and time.monotonic() >= self._owner_next_look:
