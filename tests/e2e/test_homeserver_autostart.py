@@ -64,7 +64,20 @@ def _synapse_pids(claude: Claude) -> set[int]:
         args = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
         if "synapse.app.homeserver" in args and wanted in args:
             found.add(int(entry))
-    return found
+    # A child Synapse forks (a library running a helper program) shows its parent's command
+    # line until it execs: it is not a second homeserver.
+    return {pid for pid in found if _parent(pid) not in found}
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        status = (Path("/proc") / str(pid) / "status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    return None
 
 
 def _claudematrix(claude: Claude, *args: str) -> subprocess.CompletedProcess[str]:

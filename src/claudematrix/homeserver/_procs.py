@@ -70,6 +70,17 @@ def is_gone(pid: int) -> bool:
     return False
 
 
+def _parent(pid: int) -> int | None:
+    try:
+        status = (_PROC / str(pid) / "status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    return None
+
+
 def find_our_synapses(config_path: Path) -> list[int]:
     """Every live Synapse running `config_path`, found without the pid file."""
     pids: list[int] = []
@@ -77,7 +88,8 @@ def find_our_synapses(config_path: Path) -> list[int]:
         for entry in os.listdir(_PROC):
             if entry.isdigit() and is_our_synapse(int(entry), config_path):
                 pids.append(int(entry))
-        return sorted(pids)
+        # A child Synapse forks shows its parent's command line until it execs.
+        return sorted(pid for pid in pids if _parent(pid) not in pids)
     try:
         out = subprocess.run(
             ["ps", "-axo", "pid=,command="],
