@@ -29,6 +29,7 @@ from claudematrix.errors import (
     HomeserverUnavailable,
     LockHeld,
 )
+from claudematrix.headers import person
 from claudematrix.identity import Identity, resolve_identity
 from claudematrix.render import UNTRUSTED_NOTE, contact_line, framed_body, header_line
 from claudematrix.service import Service
@@ -238,7 +239,7 @@ def build_server(identity: Identity) -> FastMCP:
             )
             waiting = s.people.requests()
             if waiting:
-                who = ", ".join(r.inviter for r in waiting[:5])
+                who = ", ".join(person(r.inviter, r.display_name) for r in waiting[:5])
                 text += (
                     f"\n{len(waiting)} message request(s) from outside your audience "
                     f"({who}): only the person can accept them (`claudematrix requests`)."

@@ -11,7 +11,7 @@ from claudematrix import homeserver
 from claudematrix.cli._app import cli, emit_json, json_option, run_as
 from claudematrix.config import load_config
 from claudematrix.errors import ConfigError
-from claudematrix.render import contact_line, framed_body, header_line, message_json
+from claudematrix.render import contact_json, contact_line, framed_body, header_line, message_json
 from claudematrix.service import Service, WhoAmI
 from claudematrix.service.accounts import remember_password, stored_password
 from claudematrix.types import Audience, Contact, Message
@@ -126,7 +126,7 @@ def contacts(ctx: click.Context, include_hidden: bool, as_json: bool) -> None:
 
     found = run_as(ctx, action)
     if as_json:
-        emit_json([{**dataclasses.asdict(c), "audience": c.audience.value} for c in found])
+        emit_json([contact_json(c) for c in found])
         return
     if not found:
         click.echo("no contacts yet: other sessions on this machine appear once they start")

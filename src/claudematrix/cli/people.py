@@ -14,11 +14,12 @@ import click
 
 from claudematrix.cli._app import cli, emit_json, json_option, run_as
 from claudematrix.errors import ConsentRequired
-from claudematrix.render import format_time
+from claudematrix.render import format_time, request_line
 from claudematrix.service import Service
 from claudematrix.service.people import opens_up
 from claudematrix.store import Request
 from claudematrix.types import Label
+from claudematrix.untrusted import ID_MAX, NAME_MAX, one_line
 
 _yes = click.option(
     "--yes", "-y", is_flag=True, help="Confirm without a prompt (not inside Claude Code)."
@@ -112,9 +113,9 @@ def requests(ctx: click.Context, as_json: bool) -> None:
         emit_json(
             [
                 {
-                    "from": r.inviter,
-                    "name": r.display_name,
-                    "room_id": r.room_id,
+                    "from": one_line(r.inviter, ID_MAX),
+                    "name": one_line(r.display_name, NAME_MAX),
+                    "room_id": one_line(r.room_id, ID_MAX),
                     "time": format_time(r.received_ts),
                 }
                 for r in found
@@ -124,10 +125,7 @@ def requests(ctx: click.Context, as_json: bool) -> None:
     if not found:
         click.echo("no message requests")
     for r in found:
-        click.echo(
-            f"{format_time(r.received_ts)} {r.display_name or r.inviter} <{r.inviter}> wants "
-            f"to talk: `claudematrix accept {r.inviter}` or `claudematrix block {r.inviter}`"
-        )
+        click.echo(request_line(r.inviter, r.display_name, format_time(r.received_ts)))
 
 
 @cli.command(help="Accept a message request from a Matrix user.")

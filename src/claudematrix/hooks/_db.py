@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from claudematrix.headers import NEWEST, Header
 from claudematrix.hooks import STORE_DB
-from claudematrix.hooks._render import NEWEST, Header
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~7 ms
 if TYPE_CHECKING:

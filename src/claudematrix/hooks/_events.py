@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
+from claudematrix.headers import Header, notification, requests_block
 from claudematrix.hooks import (
     ANNOUNCED_MARKER,
     OFFLINE_FLAG,
@@ -21,7 +22,6 @@ from claudematrix.hooks import (
     poke,
     set_turn,
 )
-from claudematrix.hooks._render import Header, notification, requests_block
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~7 ms
 if TYPE_CHECKING:

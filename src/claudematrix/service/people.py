@@ -13,6 +13,7 @@ from claudematrix.errors import ConsentRequired, InvalidInput, UnknownRecipient
 from claudematrix.ids import RoomID, UserID, parse_user_id
 from claudematrix.store import Request
 from claudematrix.types import Label
+from claudematrix.untrusted import STATUS_MAX, unsafe_characters
 
 if TYPE_CHECKING:
     from claudematrix.service.session import Service
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 __all__ = ["People", "opens_up"]
 
 _OPENNESS = [Label.SECRET, Label.PRIVATE, Label.TRUSTED, Label.PUBLIC]
-_MAX_STATUS = 200
 
 
 def opens_up(old: Label, new: Label) -> bool:
@@ -50,9 +50,12 @@ class People:
         return new
 
     async def set_status(self, text: str) -> str:
-        status = " ".join(text.split())
-        if len(status) > _MAX_STATUS:
-            raise InvalidInput(f"a status is one line of at most {_MAX_STATUS} characters")
+        status = text.strip()
+        if len(status) > STATUS_MAX or unsafe_characters(status):
+            raise InvalidInput(
+                f"a status is one line of at most {STATUS_MAX} characters, without control, "
+                "escape or invisible characters: retype it as plain text"
+            )
         self.service.store.set_setting("status", status)
         await self.service.directory.publish()
         return status

@@ -37,6 +37,7 @@ from claudematrix.service.people import People
 from claudematrix.service.recipients import parse_target
 from claudematrix.store import Person, Request, RoomRecord, Store, SyncBatch
 from claudematrix.types import MAX_MESSAGE_BYTES, Audience, Contact, Direction, Label, Message
+from claudematrix.untrusted import SUBJECT_MAX, unsafe_characters
 from claudematrix.workspace import Workspace, detect_workspace
 
 __all__ = ["Service", "WhoAmI", "Progress", "stderr_progress"]
@@ -284,8 +285,11 @@ class Service:
         size = len(text.encode()) + len(subject.encode())
         if size > MAX_MESSAGE_BYTES:
             raise _too_large(size)
-        if "\n" in subject or len(subject) > 200:
-            raise InvalidInput("the subject must be one line of at most 200 characters")
+        if len(subject) > SUBJECT_MAX or unsafe_characters(subject):
+            raise InvalidInput(
+                f"the subject must be one line of at most {SUBJECT_MAX} characters, without "
+                "control, escape or invisible characters: retype it as plain text"
+            )
         chosen = (
             label
             if isinstance(label, Label)
