@@ -24,6 +24,7 @@ from claudematrix.paths import identity_dir
 from claudematrix.service.lobby import join_machine_rooms
 from claudematrix.store import Membership, Person, RoomRecord, Store, SyncBatch
 from claudematrix.types import Audience, Contact, Label
+from claudematrix.untrusted import FIELD_MAX, NAME_MAX, STATUS_MAX, one_line
 from claudematrix.workspace import Workspace
 
 __all__ = ["Directory", "Timing", "ROOM_AUDIENCE", "PUBLIC_ROOM_ALIAS"]
@@ -237,7 +238,7 @@ class Directory:
         return changed
 
     def rich_name(self) -> str:
-        return display_name_for(self.identity, self.workspace)
+        return one_line(display_name_for(self.identity, self.workspace), NAME_MAX)
 
     def short_name(self) -> str:
         explicit = os.environ.get("CLAUDEMATRIX_SESSION_NAME", "").strip()
@@ -248,18 +249,20 @@ class Directory:
         return f"{self.workspace.project}-{self.identity.short}"
 
     def profile(self) -> dict[str, Any]:
+        """What I publish about myself; every field one clean line (a directory name or a
+        task line could hold anything)."""
         mode = self.mode()
         return {
             "v": 1,
             "display_name": self.rich_name(),
-            "short_name": self.short_name(),
-            "project": self.workspace.project,
-            "branch": self.workspace.branch,
-            "host": self.workspace.host,
+            "short_name": one_line(self.short_name(), NAME_MAX),
+            "project": one_line(self.workspace.project, FIELD_MAX),
+            "branch": one_line(self.workspace.branch, FIELD_MAX),
+            "host": one_line(self.workspace.host, FIELD_MAX),
             "mode": mode.value,
             "label": mode.value,
-            "status": self.store.setting("status") or "",
-            "task": self._task(),
+            "status": one_line(self.store.setting("status") or "", STATUS_MAX),
+            "task": one_line(self._task(), FIELD_MAX),
         }
 
     def presence(self, *, online: bool) -> dict[str, Any]:
