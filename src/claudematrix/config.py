@@ -33,7 +33,9 @@ _ENV_KEYS = {
     "CLAUDEMATRIX_ACCESS_TOKEN": "owner_access_token",
     "CLAUDEMATRIX_SYNAPSE_VENV": "synapse_venv",
     "CLAUDEMATRIX_MACHINE_NAME": "machine_name",
+    "CLAUDEMATRIX_MODE": "mode",
 }
+_MODES = ("secret", "private", "trusted", "public")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class Config:
     owner_password: str | None
     owner_access_token: str | None
     synapse_venv: Path | None
+    # The mode a new identity starts in (SPEC.md: default private); applied before it
+    # joins or publishes anything.
+    default_mode: str = "private"
 
     @property
     def embedded(self) -> bool:
@@ -103,6 +108,11 @@ def load_config() -> Config:
     if not 0 < port < 65536:
         raise ConfigError(f"port {port} is out of range: use 1-65535")
     venv = values.get("synapse_venv")
+    mode = str(values.get("mode") or "private").strip().lower()
+    if mode not in _MODES:
+        raise ConfigError(
+            f"CLAUDEMATRIX_MODE {mode!r} is not a mode: use one of {', '.join(_MODES)}"
+        )
     return Config(
         home=home,
         external_url=str(url).rstrip("/") if url else None,
@@ -116,4 +126,5 @@ def load_config() -> Config:
         owner_password=values.get("owner_password"),
         owner_access_token=values.get("owner_access_token"),
         synapse_venv=Path(venv).expanduser() if venv else None,
+        default_mode=mode,
     )

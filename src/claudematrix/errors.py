@@ -23,6 +23,8 @@ __all__ = [
     "LockHeld",
     "PolicyRefused",
     "ConsentRequired",
+    "CredentialsLost",
+    "ModeChangeFailed",
 ]
 
 
@@ -47,6 +49,10 @@ class StateCorrupt(ClaudeMatrixError):
     """A state file could not be read; the file is kept aside, never deleted."""
 
     exit_code = 3
+
+
+class CredentialsLost(StateCorrupt):
+    """An identity with history has no usable account.json: never silently a new account."""
 
 
 class InvalidInput(ClaudeMatrixError):
@@ -107,3 +113,9 @@ class PolicyRefused(ClaudeMatrixError):
 
 class ConsentRequired(PolicyRefused):
     """Opening up or trusting needs the person, not just a request from a session."""
+
+
+class ModeChangeFailed(ClaudeMatrixError):
+    """A mode could not be applied; the previous one stays in force."""
+
+    exit_code = 8

@@ -15,13 +15,18 @@ __all__ = [
     "resolve_identity",
     "OWNER",
     "MACHINE_SLUG",
+    "ADMIN_SLUG",
     "display_name_for",
     "neutral_name",
 ]
 
 OWNER = IdentityName("owner")
-# Not a valid IdentityName (leading underscore), so no --as can ever collide with it.
+# Not valid IdentityNames (leading underscore), so no --as can ever collide with them.
 MACHINE_SLUG = "_machine"
+# A homeserver admin account, made only where the state dir holds the registration secret
+# (which can make admins anyway): to tell whether a user exists now that profiles are
+# private, and to give a session whose credentials were lost its own account back.
+ADMIN_SLUG = "_admin"
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
 

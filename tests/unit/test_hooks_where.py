@@ -58,6 +58,7 @@ def test_where_matches_the_directory(isolated_home: object) -> None:
         me=lambda: me,
         owner=lambda: owner,
         hidden=lambda: set(),
+        progress=lambda _line: None,
     )
     conn: sqlite3.Connection = store._conn
     ours = _db.audiences(conn, set(users.values()))

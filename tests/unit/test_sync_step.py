@@ -49,6 +49,10 @@ async def _no_invites(_invite: Invite) -> None:
     return None
 
 
+async def _everyone(senders: set[UserID]) -> set[UserID]:
+    return senders
+
+
 def test_a_name_published_in_the_same_response_names_the_message() -> None:
     store = Store.in_memory()
     store.commit_sync(
@@ -84,8 +88,71 @@ def test_a_name_published_in_the_same_response_names_the_message() -> None:
         },
     }
     outcome = asyncio.run(
-        sync_once(CannedClient(response), store, timeout_ms=0, on_invite=_no_invites)  # type: ignore[arg-type]
+        sync_once(
+            CannedClient(response),  # type: ignore[arg-type]
+            store,
+            timeout_ms=0,
+            on_invite=_no_invites,
+            welcome=_everyone,
+        )
     )
     (message,) = [store.message(str(i)) for i in outcome.new_message_ids]
     assert message.sender_name == rich
     assert store.next_batch() == "s1"
+
+
+def test_mail_from_a_sender_outside_my_audience_is_held_as_a_request() -> None:
+    store = Store.in_memory()
+    store.commit_sync(SyncBatch(next_batch="s0", rooms=[RoomRecord(DM, "dm", BOB)]))
+    stranger = UserID("@eve:evil.example")
+    asked: list[set[UserID]] = []
+
+    async def only_bob(senders: set[UserID]) -> set[UserID]:
+        asked.append(set(senders))
+        return senders & {BOB}
+
+    response = {
+        "next_batch": "s1",
+        "rooms": {
+            "join": {
+                DM: {
+                    "timeline": {
+                        "events": [
+                            _event(
+                                "m.room.message",
+                                BOB,
+                                build_content("hi", "from bob", Label.PRIVATE),
+                                1,
+                            ),
+                            _event(
+                                "m.room.message",
+                                stranger,
+                                build_content("psst", "SECRET-BODY", Label.PUBLIC),
+                                2,
+                            ),
+                        ]
+                    }
+                }
+            }
+        },
+    }
+    outcome = asyncio.run(
+        sync_once(
+            CannedClient(response),  # type: ignore[arg-type]
+            store,
+            timeout_ms=0,
+            on_invite=_no_invites,
+            welcome=only_bob,
+        )
+    )
+    assert asked == [{BOB, stranger}]
+    assert [store.message(str(i)).sender for i in outcome.new_message_ids] == [BOB]
+    assert outcome.held == 1 and store.held_count(stranger) == 1
+    assert [m.sender for m in store.inbox(include_read=True)] == [BOB]
+    assert store.search("SECRET") == []  # held mail is not searchable, not listed
+    (request,) = store.requests()
+    assert (request.inviter, request.kind, request.room_id) == (stranger, "message", DM)
+    # Accepting releases it, once.
+    released = store.release_held(stranger)
+    assert [store.message(str(i)).body for i in released] == ["SECRET-BODY"]
+    assert store.release_held(stranger) == [] and store.held_count() == 0

@@ -9,7 +9,13 @@ import sys
 
 import click
 
-from claudematrix.cli import demo, messaging, people, server  # noqa: F401  (registers commands)
+from claudematrix.cli import (  # noqa: F401  (registers commands)
+    account,
+    demo,
+    messaging,
+    people,
+    server,
+)
 from claudematrix.cli._app import cli
 from claudematrix.errors import ClaudeMatrixError
 

@@ -13,6 +13,7 @@ from claudematrix.config import load_config
 from claudematrix.errors import HomeserverUnavailable
 from claudematrix.identity import resolve_identity
 from claudematrix.service import Service
+from claudematrix.types import Label
 
 __all__ = ["cli", "run_as", "emit_json", "json_option"]
 
@@ -48,18 +49,20 @@ def run_as(
     *,
     start_homeserver: bool = False,
     refresh: bool = True,
+    initial_mode: Label | None = None,
 ) -> T:
     """Run `action` as the chosen identity, after fetching new mail when we may.
 
     Reading commands work from the local store when the homeserver is away (with a warning);
-    commands that must reach the network pass start_homeserver=True.
+    commands that must reach the network pass start_homeserver=True. `initial_mode` is the
+    mode a brand-new identity starts in, if it is more private than the configured default.
     """
 
     async def runner() -> T:
         service = Service(load_config(), resolve_identity(ctx.obj.get("as")))
         try:
             try:
-                await service.connect(start_homeserver=start_homeserver)
+                await service.connect(start_homeserver=start_homeserver, initial_mode=initial_mode)
                 if refresh and service.try_own_sync():
                     await service.sync(timeout_ms=0)
             except HomeserverUnavailable as exc:

@@ -1,4 +1,4 @@
-"""Mail commands: send, inbox, read, search, contacts, whoami, status, password."""
+"""Mail commands: send, inbox, read, search, contacts, whoami, status."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ import click
 from claudematrix import homeserver
 from claudematrix.cli._app import cli, emit_json, json_option, run_as
 from claudematrix.config import load_config
-from claudematrix.errors import ConfigError
 from claudematrix.render import contact_json, contact_line, framed_body, header_line, message_json
 from claudematrix.service import Service, WhoAmI
-from claudematrix.service.accounts import remember_password, stored_password
 from claudematrix.types import Audience, Contact, Message
 
 Rows = list[tuple[Message, Audience]]
@@ -190,24 +188,3 @@ def status(ctx: click.Context, as_json: bool) -> None:
     click.echo(
         "  password:       run `claudematrix --as owner password` once to set one, then log in"
     )
-
-
-@cli.command(help="Set your account's password (default: the owner) to log in from Element.")
-@click.password_option("--new-password", prompt="New password")
-@click.pass_context
-def password(ctx: click.Context, new_password: str) -> None:
-    if len(new_password) < 8:
-        raise click.UsageError("choose a password of at least 8 characters")
-
-    async def action(service: Service) -> str:
-        current = stored_password(service.identity.slug)
-        if service.client is None or current is None:
-            raise ConfigError(
-                "this account's password is not managed by ClaudeMatrix; change it in your client"
-            )
-        await service.client.change_password(current, new_password)
-        remember_password(service.identity.slug, new_password)
-        return str(service.client.user_id)
-
-    user = run_as(ctx, action, start_homeserver=True, refresh=False)
-    click.echo(f"password set for {user}: log in with it from any Matrix client")

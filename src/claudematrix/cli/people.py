@@ -1,19 +1,16 @@
 """What only the person may change: mode, trust, blocks, requests; and my status line.
 
-Opening up, trusting and accepting ask the person at the terminal. Inside a Claude Code
-session (CLAUDECODE=1) with no terminal, they are refused: an agent, possibly steered by a
-message, must never make these changes by running the CLI itself.
+Opening up, trusting and accepting ask the person at the terminal, and are refused inside a
+Claude Code session (cli/_consent.py): an agent, possibly steered by a message, must never
+make these changes by running the CLI itself.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
 import click
 
 from claudematrix.cli._app import cli, emit_json, json_option, run_as
-from claudematrix.errors import ConsentRequired
+from claudematrix.cli._consent import person_confirms
 from claudematrix.render import format_time, request_line
 from claudematrix.service import Service
 from claudematrix.service.people import opens_up
@@ -26,36 +23,26 @@ _yes = click.option(
 )
 
 
-def _person_confirms(question: str, yes: bool) -> bool:
-    inside_claude = os.environ.get("CLAUDECODE") == "1"
-    if sys.stdin.isatty():
-        return yes or click.confirm(question, default=False)
-    if inside_claude:
-        raise ConsentRequired(
-            f"{question.rstrip('?')}: this needs the person's confirmation in their own "
-            "terminal; it cannot be done from inside a Claude Code session"
-        )
-    return yes
-
-
 @cli.command(help="Show or set my mode: secret, private, trusted or public.")
 @click.argument("mode", required=False)
 @_yes
 @click.pass_context
 def mode(ctx: click.Context, mode: str | None, yes: bool) -> None:
+    wanted = Label.parse(mode) if mode is not None else None
+
     async def action(service: Service) -> str:
         current = service.directory.mode()
-        if mode is None:
+        if wanted is None:
             return f"mode {current.value}"
-        new = Label.parse(mode)
-        confirmed = not opens_up(current, new) or _person_confirms(
+        new = wanted
+        confirmed = not opens_up(current, new) or person_confirms(
             f"Open up from {current.value} to {new.value} (others will see more)?", yes
         )
         if not confirmed:
             return f"mode stays {current.value}"
         return f"mode {(await service.people.set_mode(new, confirmed=True)).value}"
 
-    click.echo(run_as(ctx, action, start_homeserver=mode is not None))
+    click.echo(run_as(ctx, action, start_homeserver=wanted is not None, initial_mode=wanted))
 
 
 @cli.command(help="Trust a Matrix user (e.g. a session on another machine).")
@@ -64,7 +51,7 @@ def mode(ctx: click.Context, mode: str | None, yes: bool) -> None:
 @click.pass_context
 def trust(ctx: click.Context, user: str, yes: bool) -> None:
     async def action(service: Service) -> str:
-        if not _person_confirms(f"Trust {user} with trusted-labelled data?", yes):
+        if not person_confirms(f"Trust {user} with trusted-labelled data?", yes):
             return "not trusted"
         return f"trusted {await service.people.trust(user, confirmed=True)}"
 
@@ -134,10 +121,13 @@ def requests(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def accept(ctx: click.Context, user: str, yes: bool) -> None:
     async def action(service: Service) -> str:
-        if not _person_confirms(f"Accept messages from {user}?", yes):
+        if not person_confirms(f"Accept messages from {user}?", yes):
             return "not accepted"
-        rooms = await service.people.accept(user, confirmed=True)
-        return f"accepted {user}: {len(rooms)} conversation(s) joined; see `claudematrix inbox`"
+        done = await service.people.accept(user, confirmed=True)
+        return (
+            f"accepted {user}: {len(done.rooms)} conversation(s) joined, {done.released} "
+            "held message(s) moved to the inbox; see `claudematrix inbox`"
+        )
 
     click.echo(run_as(ctx, action, start_homeserver=True))
 

@@ -5,7 +5,7 @@ Depends only on claudematrix.errors, .paths, .config and the standard library.
 
 from __future__ import annotations
 
-from .accounts import RegisteredAccount, register_account
+from .accounts import RegisteredAccount, register_account, reset_password, user_exists
 from .install import SYNAPSE_VERSION, ensure_installed
 from .layout import HomeserverPaths, homeserver_paths
 from .process import HomeserverStatus, start, status, stop
@@ -20,6 +20,8 @@ __all__ = [
     "homeserver_paths",
     "register_account",
     "registration_shared_secret",
+    "reset_password",
+    "user_exists",
     "start",
     "status",
     "stop",

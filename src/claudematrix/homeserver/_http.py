@@ -42,7 +42,12 @@ def _opener(url: str) -> urllib.request.OpenerDirector:
 
 
 def request_json(
-    method: str, url: str, payload: dict[str, Any] | None = None, timeout: float = 10.0
+    method: str,
+    url: str,
+    payload: dict[str, Any] | None = None,
+    timeout: float = 10.0,
+    *,
+    token: str | None = None,
 ) -> Response:
     """Send a request; return status and JSON body (empty dict if the body is not JSON).
 
@@ -51,6 +56,8 @@ def request_json(
     data = json.dumps(payload).encode() if payload is not None else None
     req = urllib.request.Request(url, data=data, method=method)
     req.add_header("Accept", "application/json")
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {token}")
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from claudematrix.errors import HomeserverError, HomeserverUnavailable, Registra
 
 from ._http import Response, Unreachable, request_json
 
-__all__ = ["RegisteredAccount", "register_account"]
+__all__ = ["RegisteredAccount", "register_account", "user_exists", "reset_password"]
 
 _PATH = "/_synapse/admin/v1/register"
 _RATE_LIMIT_WAIT = 15.0
@@ -42,9 +43,11 @@ def _mac(secret: str, nonce: str, localpart: str, password: str, admin: bool) ->
     return digest.hexdigest()
 
 
-def _call(method: str, url: str, payload: dict[str, Any] | None = None) -> Response:
+def _call(
+    method: str, url: str, payload: dict[str, Any] | None = None, token: str | None = None
+) -> Response:
     try:
-        return request_json(method, url, payload, timeout=30.0)
+        return request_json(method, url, payload, timeout=30.0, token=token)
     except Unreachable as err:
         base = url.split("/_synapse/", 1)[0]
         raise HomeserverUnavailable(
@@ -116,3 +119,33 @@ def register_account(
             "access_token or device_id"
         )
     return RegisteredAccount(user_id=user_id, access_token=token, device_id=device)
+
+
+# --- the admin API, for an admin account's token (the state dir's "_admin" identity) -------
+
+
+def user_exists(base_url: str, admin_token: str, user_id: str) -> bool:
+    """Does the homeserver have this local account (deactivated ones count as gone)?"""
+    url = f"{base_url.rstrip('/')}/_synapse/admin/v2/users/{urllib.parse.quote(user_id)}"
+    resp = _call("GET", url, token=admin_token)
+    if resp.status == 404:
+        return False
+    if resp.status != 200:
+        raise HomeserverError(
+            f"the homeserver would not say whether {user_id} exists "
+            f"({resp.body.get('errcode') or resp.status})",
+            errcode=str(resp.body.get("errcode") or "") or None,
+        )
+    return not resp.body.get("deactivated")
+
+
+def reset_password(base_url: str, admin_token: str, user_id: str, password: str) -> None:
+    """Give a local account a new password, keeping its other logins."""
+    url = f"{base_url.rstrip('/')}/_synapse/admin/v1/reset_password/{urllib.parse.quote(user_id)}"
+    resp = _call("POST", url, {"new_password": password, "logout_devices": False}, admin_token)
+    if resp.status != 200:
+        raise HomeserverError(
+            f"the homeserver refused to reset the password of {user_id} "
+            f"({resp.body.get('errcode') or resp.status}: {resp.body.get('error', '')})",
+            errcode=str(resp.body.get("errcode") or "") or None,
+        )

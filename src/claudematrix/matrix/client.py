@@ -81,6 +81,13 @@ def _unavailable(url: str) -> HomeserverUnavailable:
     )
 
 
+def _no_such_user(user: UserID) -> UnknownRecipient:
+    return UnknownRecipient(
+        f"no Matrix user {user} exists: check the ID, or run `claudematrix contacts` to see "
+        "who you can reach"
+    )
+
+
 class MatrixClient:
     def __init__(self, creds: SessionCredentials) -> None:
         self.creds = creds
@@ -169,16 +176,19 @@ class MatrixClient:
         await self._call("setting the display name", self._nio.set_displayname(name))
 
     async def displayname(self, user: UserID) -> str | None:
+        """Their display name, or None if there is none I may see (profiles are private to
+        people who share a room)."""
         try:
             resp = await self._call("looking up a profile", self._nio.get_displayname(user))
         except HomeserverError as exc:
-            if exc.errcode == "M_NOT_FOUND":
+            if exc.errcode in ("M_NOT_FOUND", "M_FORBIDDEN"):
                 return None
             raise
         return str(resp.displayname or "")
 
-    async def require_user(self, user: UserID) -> str:
-        """The user's display name; UnknownRecipient if the homeserver knows no such user."""
+    async def require_user(self, user: UserID) -> str | None:
+        """The user's display name; None if the homeserver will not show me their profile
+        (we share no room); UnknownRecipient if it says there is no such user."""
         try:
             resp = await self._call("looking up a profile", self._nio.get_profile(user))
         except HomeserverError as exc:
@@ -187,13 +197,12 @@ class MatrixClient:
                     f"{user} is on another homeserver, and this one does not federate with it: "
                     "use an account on this homeserver, or a shared homeserver"
                 ) from None
+            if exc.errcode == "M_FORBIDDEN":
+                return None
             # Synapse answers an unknown local user with 404 M_UNKNOWN "No row found".
             missing = "no row found" in exc.message.lower() or "not found" in exc.message.lower()
             if missing or exc.errcode in ("M_NOT_FOUND", "M_INVALID_PARAM"):
-                raise UnknownRecipient(
-                    f"no Matrix user {user} exists: check the ID, or run `claudematrix "
-                    "contacts` to see who you can reach"
-                ) from None
+                raise _no_such_user(user) from None
             raise
         return str(resp.displayname or "")
 
@@ -226,38 +235,41 @@ class MatrixClient:
 
     # --- rooms --------------------------------------------------------------------------
 
-    async def create_dm(self, peer: UserID) -> RoomID:
-        resp = await self._call(
-            f"starting a conversation with {peer}",
-            self._nio.room_create(
-                is_direct=True,
-                invite=[peer],
-                preset=nio.RoomPreset.trusted_private_chat,
-                federate=True,
-            ),
-        )
-        return RoomID(resp.room_id)
-
-    async def create_invite_only_room(
-        self, alias_localpart: str, name: str, topic: str, member_state: list[str]
+    async def create_room(
+        self,
+        *,
+        public: bool,
+        power_levels: dict[str, Any],
+        history_visibility: str,
+        alias_localpart: str | None = None,
+        name: str | None = None,
+        topic: str | None = None,
+        invite: tuple[UserID, ...] = (),
+        direct: bool = False,
     ) -> RoomID:
-        """Invite-only; members may publish `member_state` types (their own: see sync.py)."""
-        resp = await self._call(
-            f"creating room #{alias_localpart}",
-            self._nio.room_create(
-                alias=alias_localpart,
-                name=name,
-                topic=topic,
-                preset=nio.RoomPreset.private_chat,
-                power_level_override={"events": {t: 0 for t in member_state}},
-                initial_state=[
-                    {
-                        "type": "m.room.history_visibility",
-                        "content": {"history_visibility": "shared"},
-                    },
-                ],
-            ),
-        )
+        """Create a room; a taken alias is routed around (the room is made without it)."""
+        what = f"creating room #{alias_localpart}" if alias_localpart else "creating a room"
+        request = {
+            "visibility": nio.RoomVisibility.private,  # never listed in the room directory
+            "name": name,
+            "topic": topic,
+            "preset": nio.RoomPreset.public_chat if public else nio.RoomPreset.private_chat,
+            "is_direct": direct,
+            "invite": list(invite),
+            "power_level_override": power_levels,
+            "initial_state": [
+                {
+                    "type": "m.room.history_visibility",
+                    "content": {"history_visibility": history_visibility},
+                }
+            ],
+        }
+        try:
+            resp = await self._call(what, self._nio.room_create(alias=alias_localpart, **request))
+        except HomeserverError as exc:
+            if alias_localpart is None or exc.errcode != "M_ROOM_IN_USE":
+                raise
+            resp = await self._call(what, self._nio.room_create(**request))
         return RoomID(resp.room_id)
 
     async def resolve_alias(self, alias: RoomAlias) -> RoomID | None:
@@ -277,22 +289,6 @@ class MatrixClient:
                 exc.message
             ):
                 raise
-
-    async def create_public_room(
-        self, alias_localpart: str, name: str, topic: str, member_state: list[str]
-    ) -> RoomID:
-        resp = await self._call(
-            f"creating room #{alias_localpart}",
-            self._nio.room_create(
-                visibility=nio.RoomVisibility.private,  # joinable, but not listed
-                alias=alias_localpart,
-                name=name,
-                topic=topic,
-                preset=nio.RoomPreset.public_chat,
-                power_level_override={"events": {t: 0 for t in member_state}},
-            ),
-        )
-        return RoomID(resp.room_id)
 
     async def put_state(
         self, room: RoomID, event_type: str, content: dict[str, Any], state_key: str = ""
@@ -328,6 +324,72 @@ class MatrixClient:
     async def joined_members(self, room: RoomID) -> dict[UserID, str]:
         resp = await self._call("listing room members", self._nio.joined_members(room))
         return {UserID(m.user_id): str(m.display_name or "") for m in resp.members}
+
+    async def members(self, room: RoomID) -> dict[UserID, str]:
+        """Everyone joined or invited, as the homeserver says now: who can read what I post
+        (an invited user reads from the moment of the invitation)."""
+        path = nio.Api._build_path(
+            ["rooms", room, "members"],
+            {"access_token": self.creds.access_token, "not_membership": "leave"},
+        )
+        data = await self._json("GET", path, "listing room members")
+        found: dict[UserID, str] = {}
+        for event in data.get("chunk") or []:
+            if not isinstance(event, dict) or not isinstance(event.get("state_key"), str):
+                continue
+            membership = (event.get("content") or {}).get("membership")
+            if membership in ("join", "invite"):
+                found[UserID(event["state_key"])] = str(membership)
+        return found
+
+    async def get_state(
+        self, room: RoomID, event_type: str, state_key: str = ""
+    ) -> dict[str, Any] | None:
+        """A state event's content, or None if there is none (or I may not see it)."""
+        method, path = nio.Api.room_get_state_event(
+            self.creds.access_token, room, event_type, state_key
+        )
+        try:
+            content = await self._json(method, path, f"reading {event_type}")
+        except HomeserverError as exc:
+            if exc.errcode in ("M_NOT_FOUND", "M_FORBIDDEN"):
+                return None
+            raise
+        return content if isinstance(content, dict) else None
+
+    async def creators(self, room: RoomID) -> set[UserID]:
+        """Who created the room (and, in room version 12, its additional creators: they hold
+        unlimited power there); empty if I cannot see the room."""
+        path = nio.Api._build_path(
+            ["rooms", room, "state", "m.room.create", ""],
+            {"access_token": self.creds.access_token, "format": "event"},
+        )
+        try:
+            event = await self._json("GET", path, "reading how the room was created")
+        except HomeserverError as exc:
+            if exc.errcode in ("M_NOT_FOUND", "M_FORBIDDEN"):
+                return set()
+            raise
+        if not isinstance(event, dict) or not isinstance(event.get("sender"), str):
+            return set()
+        extra = (event.get("content") or {}).get("additional_creators") or []
+        return {UserID(event["sender"])} | {UserID(str(u)) for u in extra}
+
+    async def _json(self, method: str, path: str, what: str) -> Any:
+        """A plain client-server request, for endpoints nio has no call for."""
+        try:
+            response = await self._nio.send(method, path)
+            data = await response.json(content_type=None)
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError, TimeoutError):
+            raise _unavailable(self.creds.homeserver) from None
+        except ValueError:
+            raise HomeserverError(f"{what} failed: the homeserver sent no JSON") from None
+        if response.status != 200:
+            details = data if isinstance(data, dict) else {}
+            raise HomeserverError(
+                f"{what} failed: {details.get('error', response.status)}", details.get("errcode")
+            )
+        return data
 
     async def send(self, room: RoomID, content: dict[str, Any], txn_id: str) -> EventID:
         """Send with a caller-chosen transaction id: a retry with the same id is a no-op."""

@@ -1,6 +1,8 @@
 """One sync step: a /sync response becomes one store transaction (events + token together).
 
-Invites are acted on before the token is committed, so a crash never loses one.
+Invites are acted on before the token is committed, so a crash never loses one. Mail from a
+sender the caller does not welcome (outside my audience, whatever room it arrives in) is held
+unopened and becomes a message request.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from claudematrix.store import (
     Person,
     Presence,
     Profile,
+    Request,
     RoomRecord,
     Store,
     SyncBatch,
 )
+from claudematrix.types import Message
 
 __all__ = ["Invite", "SyncOutcome", "sync_once", "BACKFILL_PAGES"]
 
@@ -37,6 +41,8 @@ class Invite:
 
 # Called for each pending invite; returns the room record to keep, or None to leave it pending.
 InviteHandler = Callable[[Invite], Awaitable[RoomRecord | None]]
+# Given the senders of new mail, returns those whose mail goes to the inbox.
+WelcomeCheck = Callable[[set[UserID]], Awaitable[set[UserID]]]
 
 
 @dataclass
@@ -44,6 +50,7 @@ class SyncOutcome:
     new_message_ids: list[int] = field(default_factory=list)
     next_batch: str | None = None
     joined_rooms: int = 0
+    held: int = 0
 
 
 def _events(section: Any) -> list[dict[str, Any]]:
@@ -101,6 +108,7 @@ async def sync_once(
     *,
     timeout_ms: int,
     on_invite: InviteHandler,
+    welcome: WelcomeCheck,
     full_state: bool = False,
 ) -> SyncOutcome:
     me = client.user_id
@@ -140,6 +148,7 @@ async def sync_once(
 
     # Messages after every room's directory events: a sender's profile may come in this
     # same response, in a room listed after the one their message is in.
+    found: list[tuple[RoomRecord, Message]] = []
     for room_id, record, timeline in with_mail:
         for event in timeline:
             sender = UserID(str(event.get("sender", "")))
@@ -148,11 +157,26 @@ async def sync_once(
             name = published.get(sender) or names.get(sender, "")
             message = message_from_event(event, room_id, me, sender_name=name, peer=record.peer)
             if message is not None:
-                batch.messages.append(message)
-                if message.sender != me:
-                    batch.people.append(
-                        Person(message.sender, message.sender_name, message.origin_ts)
-                    )
+                found.append((record, message))
+    others = {m.sender for _, m in found if m.sender != me}
+    welcomed = await welcome(others) if others else set()
+    for record, message in found:
+        if message.sender != me and message.sender not in welcomed:
+            batch.held.append(message)
+            batch.requests.append(
+                Request(
+                    message.room_id,
+                    message.sender,
+                    message.sender_name,
+                    message.origin_ts,
+                    is_direct=record.kind == "dm",
+                    kind="message",
+                )
+            )
+            continue
+        batch.messages.append(message)
+        if message.sender != me:
+            batch.people.append(Person(message.sender, message.sender_name, message.origin_ts))
 
     for room_id_str in _rooms(resp, "leave"):
         batch.rooms.append(
@@ -160,7 +184,7 @@ async def sync_once(
         )
 
     new_ids = store.commit_sync(batch)
-    return SyncOutcome(new_ids, batch.next_batch, joined_rooms=invited)
+    return SyncOutcome(new_ids, batch.next_batch, joined_rooms=invited, held=len(batch.held))
 
 
 def _kind_of(store: Store, room_id: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 import socket
 from pathlib import Path
@@ -10,7 +11,8 @@ from pathlib import Path
 from claudematrix import homeserver
 from claudematrix.config import Config
 from claudematrix.errors import ConfigError, RegistrationFailed, StateCorrupt
-from claudematrix.ids import UserID
+from claudematrix.identity import ADMIN_SLUG
+from claudematrix.ids import UserID, server_name
 from claudematrix.locks import FileLock
 from claudematrix.matrix import MatrixClient, SessionCredentials
 from claudematrix.paths import identity_dir, read_json, state_dir, write_json_private
@@ -21,6 +23,10 @@ __all__ = [
     "account_path",
     "stored_password",
     "remember_password",
+    "save_account",
+    "can_administer",
+    "admin_credentials",
+    "recover_account",
 ]
 
 
@@ -42,8 +48,8 @@ def load_account(config: Config, slug: str) -> SessionCredentials | None:
         )
     except (KeyError, TypeError):
         raise StateCorrupt(
-            f"{account_path(slug)} lacks the account fields; move it aside and run again "
-            "to create a new account"
+            f"{account_path(slug)} lacks the account fields: move it aside, then run "
+            "`claudematrix recover` to log in to the same account again"
         ) from None
 
 
@@ -59,7 +65,7 @@ def remember_password(slug: str, password: str) -> None:
     write_json_private(account_path(slug), data)
 
 
-def _save(slug: str, creds: SessionCredentials, password: str | None) -> None:
+def save_account(slug: str, creds: SessionCredentials, password: str | None) -> None:
     write_json_private(
         account_path(slug),
         {
@@ -72,12 +78,25 @@ def _save(slug: str, creds: SessionCredentials, password: str | None) -> None:
     )
 
 
-async def _register(config: Config, localpart: str, password: str) -> SessionCredentials:
-    device = f"claudematrix@{socket.gethostname()}"
+def _device() -> str:
+    return f"claudematrix@{socket.gethostname()}"
+
+
+async def _register(
+    config: Config, localpart: str, password: str, *, admin: bool = False
+) -> SessionCredentials:
+    device = _device()
     if config.embedded or config.registration_shared_secret:
         secret = await asyncio.to_thread(homeserver.registration_shared_secret, config)
         account = await asyncio.to_thread(
-            homeserver.register_account, config.homeserver_url, secret, localpart, password
+            functools.partial(
+                homeserver.register_account,
+                config.homeserver_url,
+                secret,
+                localpart,
+                password,
+                admin=admin,
+            )
         )
         return SessionCredentials(
             config.homeserver_url,
@@ -85,7 +104,7 @@ async def _register(config: Config, localpart: str, password: str) -> SessionCre
             account.access_token,
             account.device_id,
         )
-    if config.registration_token:
+    if config.registration_token and not admin:
         return await MatrixClient.register_with_token(
             config.homeserver_url, localpart, password, config.registration_token, device
         )
@@ -115,13 +134,18 @@ async def _external_owner(config: Config) -> SessionCredentials | None:
             config.homeserver_url,
             config.owner_user,
             config.owner_password,
-            f"claudematrix@{socket.gethostname()}",
+            _device(),
         )
     return None
 
 
 async def ensure_account(
-    config: Config, slug: str, localparts: list[str], *, is_owner: bool = False
+    config: Config,
+    slug: str,
+    localparts: list[str],
+    *,
+    is_owner: bool = False,
+    admin: bool = False,
 ) -> SessionCredentials:
     existing = load_account(config, slug)
     if existing is not None:
@@ -133,7 +157,7 @@ async def ensure_account(
         if is_owner:
             creds = await _external_owner(config)
             if creds is not None:
-                _save(slug, creds, None)
+                save_account(slug, creds, None)
                 return creds
         if not config.embedded:  # "unreachable" says more than "no registration token"
             await asyncio.to_thread(homeserver.start, config)
@@ -141,13 +165,51 @@ async def ensure_account(
         last: RegistrationFailed | None = None
         for localpart in localparts:
             try:
-                creds = await _register(config, localpart, password)
+                creds = await _register(config, localpart, password, admin=admin)
             except RegistrationFailed as exc:
                 if exc.errcode != "M_USER_IN_USE":
                     raise
                 last = exc
                 continue
-            _save(slug, creds, password)
+            save_account(slug, creds, password)
             return creds
         assert last is not None
         raise last
+
+
+def can_administer(config: Config) -> bool:
+    """Does this state dir hold the homeserver's registration secret (and so admin power)?"""
+    return config.embedded or bool(config.registration_shared_secret)
+
+
+async def admin_credentials(config: Config) -> SessionCredentials | None:
+    """The admin account's login, made on first use; None where we have no admin power."""
+    if not can_administer(config):
+        return None
+    base = f"cm-admin-{config.machine_id}"
+    # A lost admin login is simply replaced: the registration secret makes another.
+    return await ensure_account(
+        config, ADMIN_SLUG, [base, f"{base}-{secrets.token_hex(3)}"], admin=True
+    )
+
+
+async def recover_account(config: Config, slug: str, user: str) -> SessionCredentials:
+    """Log in again to an account of this state dir whose credentials were lost, keeping its
+    Matrix ID: the admin API gives it a new password (other logins stay). `user` is a
+    Matrix ID or, for the machine's own accounts, a localpart on this homeserver."""
+    admin = await admin_credentials(config)
+    if admin is None:
+        raise ConfigError(
+            f"the homeserver {config.homeserver_url} does not let ClaudeMatrix reset a "
+            "password (no registration shared secret here): log in to that account from a "
+            "Matrix client, or run `claudematrix recover --new-account` to keep the local "
+            "history under a new Matrix ID"
+        )
+    user_id = user if user.startswith("@") else f"@{user}:{server_name(admin.user_id)}"
+    password = secrets.token_urlsafe(24)
+    await asyncio.to_thread(
+        homeserver.reset_password, config.homeserver_url, admin.access_token, user_id, password
+    )
+    creds = await MatrixClient.login(config.homeserver_url, user_id, password, _device())
+    save_account(slug, creds, password)
+    return creds

@@ -16,18 +16,21 @@ from typing import Any
 
 from claudematrix import policy
 from claudematrix.config import Config
+from claudematrix.errors import HomeserverError
 from claudematrix.identity import Identity, display_name_for, neutral_name
-from claudematrix.ids import EventID, RoomAlias, RoomID, UserID, server_name
+from claudematrix.ids import EventID, RoomID, UserID
 from claudematrix.matrix import MatrixClient
-from claudematrix.matrix.content import MEMBER_STATE, PRESENCE_EVENT, PROFILE_EVENT
+from claudematrix.matrix.content import PRESENCE_EVENT, PROFILE_EVENT
+from claudematrix.matrix.rooms import create_invite_only_room
 from claudematrix.paths import identity_dir
-from claudematrix.service.lobby import join_machine_rooms
+from claudematrix.service.guard import Guard
+from claudematrix.service.machine import join_machine_rooms, public_room
 from claudematrix.store import Membership, Person, RoomRecord, Store, SyncBatch
 from claudematrix.types import Audience, Contact, Label
 from claudematrix.untrusted import FIELD_MAX, NAME_MAX, STATUS_MAX, one_line
 from claudematrix.workspace import Workspace
 
-__all__ = ["Directory", "Timing", "ROOM_AUDIENCE", "PUBLIC_ROOM_ALIAS"]
+__all__ = ["Directory", "Timing", "ROOM_AUDIENCE"]
 
 # The audience a room of each kind reaches: what may be published there.
 ROOM_AUDIENCE: dict[str, Audience] = {
@@ -39,7 +42,6 @@ ROOM_AUDIENCE: dict[str, Audience] = {
 # Heartbeats wake every member's sync: none in the project room, whose members all share
 # the lobby with me anyway.
 _PRESENCE_KINDS = ("lobby", "circle", "public")
-PUBLIC_ROOM_ALIAS = "claudematrix-public"
 _NEAREST_FIRST = list(Audience)
 
 
@@ -67,6 +69,7 @@ class Directory:
         me: Callable[[], UserID | None],
         owner: Callable[[], UserID | None],
         hidden: Callable[[], set[UserID | None]],
+        progress: Callable[[str], None],
     ) -> None:
         self.config = config
         self.identity = identity
@@ -76,6 +79,8 @@ class Directory:
         self._me = me
         self._owner = owner
         self._hidden = hidden
+        self._progress = progress
+        self.guard = Guard(config, client, self.audience_of, self.refresh_memberships)
         self.timing = Timing.from_env()
         self._task_file = identity_dir(identity.slug) / "task.json"
         self._task_seen = 0
@@ -158,10 +163,10 @@ class Directory:
 
     # --- rooms I belong to because of where I work and my mode ---------------------------
 
-    async def join_rooms(self) -> None:
+    async def join_rooms(self, mode: Label | None = None) -> None:
         """Lobby and project room (unless secret), public room (if public)."""
         client = self._client()
-        mode = self.mode()
+        mode = mode or self.mode()
         if mode is Label.SECRET:
             return
         missing = [k for k in ("lobby", "project") if not self.store.rooms_of_kind(k)]
@@ -191,17 +196,11 @@ class Directory:
 
     async def _join_public_room(self) -> None:
         client = self._client()
-        alias = RoomAlias(f"#{PUBLIC_ROOM_ALIAS}:{server_name(client.user_id)}")
-        room = await client.resolve_alias(alias)
-        if room is None:
-            room = await client.create_public_room(
-                PUBLIC_ROOM_ALIAS,
-                "ClaudeMatrix public directory",
-                "Sessions in public mode publish what they work on here.",
-                MEMBER_STATE,
-            )
-        else:
+        room = await public_room(self.config)
+        try:
             room = await client.join(room)
+        except HomeserverError:  # emptied, closed or banned me: the machine keeps another
+            room = await client.join(await public_room(self.config, avoid=room))
         await self._remember_room(room, "public")
 
     async def circle(self) -> RoomID:
@@ -209,12 +208,11 @@ class Directory:
         existing = self.store.rooms_of_kind("circle")
         if existing:
             return existing[0]
-        client = self._client()
-        room = await client.create_invite_only_room(
-            f"cm-circle-{os.urandom(6).hex()}",
+        room = await create_invite_only_room(
+            self._client(),
+            None,
             f"Trusted circle of {self.identity.short}",
-            "People this session trusts. Invite-only.",
-            MEMBER_STATE,
+            "People this session trusts. Only its owner invites.",
         )
         await self._remember_room(room, "circle")
         return room
@@ -248,10 +246,10 @@ class Directory:
             return "owner"
         return f"{self.workspace.project}-{self.identity.short}"
 
-    def profile(self) -> dict[str, Any]:
+    def profile(self, mode: Label | None = None) -> dict[str, Any]:
         """What I publish about myself; every field one clean line (a directory name or a
         task line could hold anything)."""
-        mode = self.mode()
+        mode = mode or self.mode()
         return {
             "v": 1,
             "display_name": self.rich_name(),
@@ -273,15 +271,15 @@ class Directory:
             "online": online,
         }
 
-    async def publish(self) -> None:
+    async def publish(self, mode: Label | None = None) -> None:
         """Profile and presence into every room my mode reaches; withdrawn from the rest.
 
         Only a long-lived process (the session's MCP server) says it is online; a CLI run
         just leaves a fresh last-active time. Rooms are written concurrently.
         """
         client = self._client()
-        mode = self.mode()
-        profile = self.profile()
+        mode = mode or self.mode()
+        profile = self.profile(mode)
         jobs = [
             client.set_displayname(
                 self.rich_name() if mode is Label.PUBLIC else neutral_name(self.identity)
@@ -290,12 +288,28 @@ class Directory:
         for kind, audience in ROOM_AUDIENCE.items():
             for room in self.store.rooms_of_kind(kind):
                 if policy.allows(mode, audience):
-                    jobs.append(self._publish_in(room, kind, profile))
+                    jobs.append(self._publish_in(room, kind, profile, mode))
                 else:
                     jobs.append(self.withdraw(room))
         await asyncio.gather(*jobs)
 
-    async def _publish_in(self, room: RoomID, kind: str, profile: dict[str, Any]) -> None:
+    async def _reaches(self, room: RoomID, kind: str, mode: Label) -> bool:
+        """May what my mode labels go into `room`, as its members are now?"""
+        reach = await self.guard.audience(room, kind)
+        if policy.allows(mode, reach):
+            return True
+        self._progress(
+            f"claudematrix: not publishing into a {kind} room that someone {reach.value} "
+            "was let into and cannot be removed from"
+        )
+        return False
+
+    async def _publish_in(
+        self, room: RoomID, kind: str, profile: dict[str, Any], mode: Label
+    ) -> None:
+        if not await self._reaches(room, kind, mode):
+            await self.withdraw(room)
+            return
         client = self._client()
         event = await client.put_state(room, PROFILE_EVENT, profile, client.user_id)
         self._remember_published(room, event)
@@ -309,15 +323,18 @@ class Directory:
         client = self._client()
         mode = self.mode()
         rooms = [
-            room
+            (room, kind)
             for kind in _PRESENCE_KINDS
             if policy.allows(mode, ROOM_AUDIENCE[kind])
             for room in self.store.rooms_of_kind(kind)
         ]
         content = self.presence(online=online)
-        await asyncio.gather(
-            *(client.put_state(room, PRESENCE_EVENT, content, client.user_id) for room in rooms)
-        )
+
+        async def beat(room: RoomID, kind: str) -> None:
+            if await self._reaches(room, kind, mode):
+                await client.put_state(room, PRESENCE_EVENT, content, client.user_id)
+
+        await asyncio.gather(*(beat(room, kind) for room, kind in rooms))
 
     def _remember_published(self, room: RoomID, event: EventID) -> None:
         key = f"published:{room}"
@@ -338,10 +355,10 @@ class Directory:
             await client.redact(room, EventID(event))  # and none left in the history
         self.store.set_setting(key, "[]")
 
-    async def apply_mode(self) -> None:
-        """Bring rooms and publications in line with the stored mode."""
+    async def apply_mode(self, mode: Label) -> None:
+        """Bring rooms and publications in line with `mode` (stored by the caller only once
+        this has succeeded)."""
         client = self._client()
-        mode = self.mode()
         for kind, audience in ROOM_AUDIENCE.items():
             if policy.allows(mode, audience):
                 continue
@@ -350,8 +367,8 @@ class Directory:
                 if kind in ("lobby", "project", "public"):  # circle stays: it is my own
                     await client.leave(room)
                     self._forget_room(room, kind)
-        await self.join_rooms()
-        await self.publish()
+        await self.join_rooms(mode)
+        await self.publish(mode)
 
     def _forget_room(self, room: RoomID, kind: str) -> None:
         self.store.save_room(RoomRecord(room, kind, joined=False))

@@ -7,10 +7,20 @@ blocking never need confirmation; opening up, trusting and accepting always do.
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from claudematrix.errors import ConsentRequired, InvalidInput, UnknownRecipient
+from claudematrix.errors import (
+    ClaudeMatrixError,
+    ConsentRequired,
+    HomeserverError,
+    InvalidInput,
+    ModeChangeFailed,
+    UnknownRecipient,
+)
 from claudematrix.ids import RoomID, UserID, parse_user_id
+from claudematrix.service.recipients import existing_user
 from claudematrix.store import Request
 from claudematrix.types import Label
 from claudematrix.untrusted import STATUS_MAX, unsafe_characters
@@ -18,9 +28,15 @@ from claudematrix.untrusted import STATUS_MAX, unsafe_characters
 if TYPE_CHECKING:
     from claudematrix.service.session import Service
 
-__all__ = ["People", "opens_up"]
+__all__ = ["People", "Accepted", "opens_up"]
 
 _OPENNESS = [Label.SECRET, Label.PRIVATE, Label.TRUSTED, Label.PUBLIC]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    rooms: list[RoomID]  # conversations joined
+    released: int  # held messages moved to the inbox
 
 
 def opens_up(old: Label, new: Label) -> bool:
@@ -39,14 +55,24 @@ class People:
         self.service = service
 
     async def set_mode(self, mode: str | Label, *, confirmed: bool) -> Label:
+        """Apply a mode, and store it only once it is in force: a change that fails leaves
+        the previous mode (re-applied) with a one-line error, and every command working."""
         new = mode if isinstance(mode, Label) else Label.parse(mode)
         old = self.service.directory.mode()
         if opens_up(old, new) and not confirmed:
             raise _person_only(f"switching from {old.value} to {new.value}", f"mode {new.value}")
+        try:
+            await self.service.directory.apply_mode(new)
+            if new in (Label.TRUSTED, Label.PUBLIC):
+                await self.share_circle(new)
+        except ClaudeMatrixError as exc:
+            if opens_up(old, new):  # take back what was opened; what was closed stays closed
+                with contextlib.suppress(ClaudeMatrixError):
+                    await self.service.directory.apply_mode(old)
+            raise ModeChangeFailed(
+                f"could not switch to {new.value} ({exc}); the mode stays {old.value}"
+            ) from None
         self.service.store.set_setting("mode", new.value)
-        await self.service.directory.apply_mode()
-        if new in (Label.TRUSTED, Label.PUBLIC):
-            await self.share_circle()
         return new
 
     async def set_status(self, text: str) -> str:
@@ -62,7 +88,7 @@ class People:
 
     async def _existing_user(self, user: str) -> UserID:
         user_id = parse_user_id(user.strip())
-        await self.service._require_client().require_user(user_id)
+        await existing_user(self.service.config, self.service._require_client(), user_id)
         return user_id
 
     async def trust(self, user: str, *, confirmed: bool) -> UserID:
@@ -71,20 +97,21 @@ class People:
         user_id = await self._existing_user(user)
         self.service.store.set_blocked(user_id, False)
         self.service.store.set_trusted(user_id, True)
-        await self._join_requests_from(user_id)  # trusting someone accepts their requests
-        if self.service.directory.mode() in (Label.TRUSTED, Label.PUBLIC):
-            await self.share_circle_with(user_id)
+        await self._accept_from(user_id)  # trusting someone accepts their requests
+        mode = self.service.directory.mode()
+        if mode in (Label.TRUSTED, Label.PUBLIC):
+            await self.share_circle_with(user_id, mode)
         return user_id
 
-    async def share_circle_with(self, user: UserID) -> None:
+    async def share_circle_with(self, user: UserID, mode: Label) -> None:
         circle = await self.service.directory.circle()
         await self.service._require_client().invite(circle, user)
-        await self.service.directory.publish()
+        await self.service.directory.publish(mode)
 
-    async def share_circle(self) -> None:
+    async def share_circle(self, mode: Label) -> None:
         """After opening up to trusted: invite everyone already trusted."""
         for user in self.service.store.trusted():
-            await self.share_circle_with(user)
+            await self.share_circle_with(user, mode)
 
     async def untrust(self, user: str) -> UserID:
         user_id = parse_user_id(user.strip())
@@ -98,9 +125,12 @@ class People:
     async def block(self, user: str) -> UserID:
         user_id = parse_user_id(user.strip())
         self.service.store.set_blocked(user_id, True)
+        self.service.store.drop_held(user_id)
         client = self.service._require_client()
         for request in self.service.store.drop_requests_from(user_id):
-            await client.reject(request.room_id)
+            if request.kind == "invite":
+                with contextlib.suppress(HomeserverError):
+                    await client.reject(request.room_id)
         for circle in self.service.store.rooms_of_kind("circle"):
             if user_id in self.service.store.members(circle):
                 await client.kick(circle, user_id)
@@ -114,26 +144,34 @@ class People:
     def requests(self) -> list[Request]:
         return self.service.store.requests()
 
-    async def accept(self, user: str, *, confirmed: bool) -> list[RoomID]:
+    async def accept(self, user: str, *, confirmed: bool) -> Accepted:
         if not confirmed:
             raise _person_only(f"accepting {user}'s request", f"accept {user}")
         user_id = parse_user_id(user.strip())
-        joined = await self._join_requests_from(user_id)
-        if not joined:
+        if not any(r.inviter == user_id for r in self.service.store.requests()):
             raise UnknownRecipient(
                 f"no request from {user_id}: run `claudematrix requests` to see pending ones"
             )
-        return joined
+        return await self._accept_from(user_id)
 
-    async def _join_requests_from(self, user_id: UserID) -> list[RoomID]:
+    async def _accept_from(self, user_id: UserID) -> Accepted:
+        """Their mail comes to my inbox from now on: invitations joined, held mail released.
+        (It says nothing about how near they are: what I send them is still labelled.)"""
+        store = self.service.store
+        store.set_accepted(user_id, True)
         joined = []
-        for request in self.service.store.drop_requests_from(user_id):
+        for request in store.drop_requests_from(user_id):
+            if request.kind != "invite":
+                continue
             record = await self.service._join_invite(
                 request.room_id, user_id, direct=request.is_direct
             )
             if record is not None:
-                self.service.store.save_room(record)
+                store.save_room(record)
                 joined.append(record.room_id)
+        released = store.release_held(user_id)
+        if released:
+            self.service._signal_new_mail(max(released))
         if joined and self.service.try_own_sync():
             await self.service.sync()
-        return joined
+        return Accepted(joined, len(released))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from claudematrix import homeserver
+from claudematrix.config import Config
 from claudematrix.errors import UnknownRecipient
 from claudematrix.ids import (
     RoomID,
@@ -15,10 +18,13 @@ from claudematrix.ids import (
     parse_room_alias,
     parse_room_id,
     parse_user_id,
+    server_name,
 )
+from claudematrix.matrix import MatrixClient
+from claudematrix.service.accounts import admin_credentials
 from claudematrix.types import Contact
 
-__all__ = ["Target", "parse_target", "match_contact"]
+__all__ = ["Target", "parse_target", "match_contact", "existing_user"]
 
 
 @dataclass(frozen=True)
@@ -66,3 +72,27 @@ def match_contact(name: str, contacts: list[Contact]) -> Contact:
         )
     options = ", ".join(f"{c.display_name} ({c.user_id})" for c in pool[:5])
     raise UnknownRecipient(f"{name!r} matches several contacts: {options}; use the Matrix ID")
+
+
+async def existing_user(config: Config, client: MatrixClient, user: UserID) -> str:
+    """Their display name ("" if it is private), or UnknownRecipient if there is no such user.
+
+    Profiles show only to people who share a room, so for anyone else the homeserver's admin
+    API answers, where this state dir has admin power (the embedded homeserver); elsewhere a
+    stranger's existence cannot be told, by us or by anyone.
+    """
+    name = await client.require_user(user)
+    if name is not None:
+        return name
+    if server_name(user) == server_name(client.user_id):
+        admin = await admin_credentials(config)
+        if admin is not None:
+            exists = await asyncio.to_thread(
+                homeserver.user_exists, config.homeserver_url, admin.access_token, user
+            )
+            if not exists:
+                raise UnknownRecipient(
+                    f"no Matrix user {user} exists: check the ID, or run `claudematrix "
+                    "contacts` to see who you can reach"
+                )
+    return ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import sys
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from claudematrix import homeserver, policy
 from claudematrix.config import Config
 from claudematrix.errors import (
+    CredentialsLost,
     EmptyMessage,
     HomeserverError,
     HomeserverUnavailable,
@@ -27,14 +29,20 @@ from claudematrix.identity import OWNER, Identity
 from claudematrix.ids import RoomAlias, RoomID, UserID
 from claudematrix.locks import FileLock
 from claudematrix.matrix import MatrixClient, SessionCredentials, build_content
-from claudematrix.matrix.content import MAX_CONTENT_BYTES, content_size, read_fields
+from claudematrix.matrix.content import MAX_CONTENT_BYTES, MEMBER_STATE, content_size, read_fields
+from claudematrix.matrix.rooms import create_dm, harden
 from claudematrix.matrix.sync import Invite, sync_once
 from claudematrix.paths import identity_dir
-from claudematrix.service.accounts import ensure_account, load_account
-from claudematrix.service.directory import ROOM_AUDIENCE, Directory
-from claudematrix.service.lobby import machine_user
-from claudematrix.service.people import People
-from claudematrix.service.recipients import parse_target
+from claudematrix.service.accounts import (
+    account_path,
+    ensure_account,
+    load_account,
+    recover_account,
+)
+from claudematrix.service.directory import Directory
+from claudematrix.service.machine import local_users, machine_user
+from claudematrix.service.people import People, opens_up
+from claudematrix.service.recipients import existing_user, parse_target
 from claudematrix.store import Person, Request, RoomRecord, Store, SyncBatch
 from claudematrix.types import MAX_MESSAGE_BYTES, Audience, Contact, Direction, Label, Message
 from claudematrix.untrusted import SUBJECT_MAX, unsafe_characters
@@ -46,6 +54,7 @@ Progress = Callable[[str], None]
 _BACKOFF_START_S = 0.25
 _BACKOFF_MAX_S = 10.0
 _OWNER_LOOK_S = 5.0
+_ROOMS_HARDENED = "1"
 
 
 def stderr_progress(line: str) -> None:
@@ -88,26 +97,111 @@ class Service:
             me=lambda: self.creds.user_id if self.creds else None,
             owner=self._owner_user,
             hidden=lambda: {machine_user(self.config), self.creds.user_id if self.creds else None},
+            progress=self.progress,
         )
         self.people = People(self)
 
     # --- life cycle ---------------------------------------------------------------------
 
-    async def connect(self, *, start_homeserver: bool = True) -> None:
-        """Homeserver running, account ready, profile current, lobby joined, outbox flushed."""
+    async def connect(
+        self, *, start_homeserver: bool = True, initial_mode: Label | None = None
+    ) -> None:
+        """Homeserver running, account ready, profile current, lobby joined, outbox flushed.
+
+        A new identity's mode (the configured default, or `initial_mode` if that is more
+        private) is fixed before anything else, so one born secret is never seen.
+        """
+        self._settle_initial_mode(initial_mode)
         if self.config.embedded and start_homeserver:
             await asyncio.to_thread(homeserver.start, self.config, self.progress)
-        creds = await ensure_account(
-            self.config,
-            self.identity.slug,
-            self.identity.localpart_candidates(),
-            is_owner=self.identity.is_owner,
-        )
-        self._creds = creds
-        self.client = MatrixClient(creds)
+        creds = load_account(self.config, self.identity.slug)
+        if creds is None:
+            self._refuse_a_silent_new_account()
+            creds = await ensure_account(
+                self.config,
+                self.identity.slug,
+                self.identity.localpart_candidates(),
+                is_owner=self.identity.is_owner,
+            )
+        self._adopt(creds)
+        await self._harden_my_rooms()
         await self.directory.join_rooms()
         await self.publish_if_changed()
         await self.flush_outbox()
+
+    def _settle_initial_mode(self, requested: Label | None) -> None:
+        if self.store.setting("mode") is not None:
+            return
+        mode = Label.parse(self.config.default_mode)
+        if requested is not None and not opens_up(mode, requested):
+            mode = requested
+        self.store.set_setting("mode", mode.value)
+
+    def _refuse_a_silent_new_account(self) -> None:
+        """No credentials: fine for a new identity; for one with history, a new account
+        would silently lose every message sent to the old one."""
+        known = self.store.own_user_id()
+        if known is None and not self.store.has_history():
+            return
+        if self.identity.is_owner and not self.config.embedded and self.config.owner_user:
+            return  # the person's own login, configured: logs in to their account again
+        as_flag = "" if self.identity.from_session_env else f" --as {self.identity.name}"
+        raise CredentialsLost(
+            f"{account_path(self.identity.slug)} is missing, but this identity has history "
+            f"as {known or 'an earlier account'}: run `claudematrix{as_flag} recover` to log "
+            "in to it again (history and Matrix ID are kept)"
+        )
+
+    def _adopt(self, creds: SessionCredentials) -> None:
+        known = self.store.own_user_id()
+        if known is not None and known != creds.user_id:
+            raise CredentialsLost(
+                f"{account_path(self.identity.slug)} is for {creds.user_id}, but this "
+                f"identity's history is {known}'s: put the right account.json back, or run "
+                "`claudematrix recover`"
+            )
+        self.store.set_own_user_id(creds.user_id)
+        self._creds = creds
+        self.client = MatrixClient(creds)
+
+    async def recover(self, *, new_account: bool = False) -> UserID:
+        """Log this identity in again after its credentials were lost, keeping its history:
+        the same Matrix ID where the homeserver lets us reset its password, else (asked for
+        explicitly) a new account."""
+        if load_account(self.config, self.identity.slug) is not None:
+            raise InvalidInput(
+                f"{self.identity.name} still has its credentials: nothing to recover"
+            )
+        if self.config.embedded:
+            await asyncio.to_thread(homeserver.start, self.config, self.progress)
+        known = self.store.own_user_id()
+        if new_account or known is None:
+            self.store.forget_rooms()  # they were the old account's
+            creds = await ensure_account(
+                self.config,
+                self.identity.slug,
+                self.identity.localpart_candidates(),
+                is_owner=self.identity.is_owner,
+            )
+            self.store.set_own_user_id(creds.user_id)
+            return creds.user_id
+        creds = await recover_account(self.config, self.identity.slug, known)
+        return creds.user_id
+
+    async def _harden_my_rooms(self) -> None:
+        """Once: rooms I created before rooms stayed ours get owner-only power levels and
+        history from the invitation on."""
+        if self.store.setting("rooms_hardened") == _ROOMS_HARDENED:
+            return
+        client = self._require_client()
+        for kind, state in (("circle", MEMBER_STATE), ("dm", [])):
+            for room in self.store.rooms_of_kind(kind):
+                try:
+                    if client.user_id in await client.creators(room):
+                        await harden(client, room, state)
+                except HomeserverError as exc:
+                    self.progress(f"claudematrix: could not secure {room}: {exc}")
+        self.store.set_setting("rooms_hardened", _ROOMS_HARDENED)
 
     async def close(self) -> None:
         if self.client is not None:
@@ -141,18 +235,20 @@ class Service:
                 "its store is kept current, read it instead"
             )
         client = self._require_client()
-        outcome = await sync_once(
-            client, self.store, timeout_ms=timeout_ms, on_invite=self._on_invite
+        step = functools.partial(
+            sync_once, client, self.store, on_invite=self._on_invite, welcome=self._welcome
         )
-        new = list(outcome.new_message_ids)
+        outcome = await step(timeout_ms=timeout_ms)
+        new, held = list(outcome.new_message_ids), outcome.held
         # Rooms joined from invites show their messages only in the next response.
         for _ in range(3):
             if not outcome.joined_rooms:
                 break
-            outcome = await sync_once(client, self.store, timeout_ms=0, on_invite=self._on_invite)
+            outcome = await step(timeout_ms=0)
             new += outcome.new_message_ids
-        if new:
-            self._signal_new_mail(max(new))
+            held += outcome.held
+        if new or held:
+            self._signal_new_mail(max(new, default=0))
         return new
 
     async def sync_forever(
@@ -173,6 +269,18 @@ class Service:
             if new and on_new is not None:
                 on_new(new)
 
+    def _welcomes(self, user: UserID) -> bool:
+        """Does mail from `user` go to my inbox (else: to requests, unopened)? Anyone in my
+        audience, anyone I accepted or wrote to first, and every identity of this machine."""
+        return (
+            self.audience_of(user) is not Audience.ANYONE
+            or user in self.store.accepted()
+            or user in local_users(self.config)
+        )
+
+    async def _welcome(self, senders: set[UserID]) -> set[UserID]:
+        return {user for user in senders if self._welcomes(user)}
+
     async def _on_invite(self, invite: Invite) -> RoomRecord | None:
         """Join invitations from my audience; hold the rest unopened as requests."""
         client = self._require_client()
@@ -180,10 +288,7 @@ class Service:
             with contextlib.suppress(HomeserverError):
                 await client.reject(invite.room_id)
             return None
-        if self.audience_of(invite.inviter) is Audience.ANYONE:
-            # They may have joined the lobby since my last sync: ask the homeserver first.
-            await self.directory.refresh_memberships()
-        if self.audience_of(invite.inviter) is Audience.ANYONE:
+        if not self._welcomes(invite.inviter):
             name = await client.displayname(invite.inviter) or ""
             self.store.add_request(
                 Request(
@@ -307,20 +412,20 @@ class Service:
             if self.try_own_sync():
                 await self.sync()
             target = parse_target(to, self._all_contacts)
-        client = self._require_client()
         if target.user is not None:
             audience = self.audience_of(target.user)
             if audience is Audience.ANYONE:
                 await self.directory.refresh_memberships()
                 audience = self.audience_of(target.user)
-            if audience is Audience.ANYONE:
-                await client.require_user(target.user)  # "no such user" beats "refused"
             policy.check(chosen, audience, "this message", target.label)
-            room = self.store.dm_room(target.user) or await self._open_dm(target.user)
+            room = await self._dm_for(target.user)
             recipient = target.user
+            if audience is Audience.ANYONE:
+                self.store.set_accepted(target.user, True)  # I wrote first: their replies are mail
         else:
             room = await self._enter_room(target.room, target.alias, target.label, chosen)
-            audience = await self._room_audience(room)
+            record = self.store.room(room)
+            audience = await self.directory.guard.audience(room, record.kind if record else "other")
             policy.check(chosen, audience, "this message", f"someone in {target.label}")
             recipient = UserID(str(room))
         content = build_content(subject, text, chosen, reply_event)
@@ -391,26 +496,21 @@ class Service:
                 self.progress(f"claudematrix: a queued message to {recipient} was refused: {exc}")
         return sent
 
+    async def _dm_for(self, user: UserID) -> RoomID:
+        """A DM that holds just me and `user` right now: a third party let in is removed, and
+        a conversation I cannot make private again (or that they left) moves to a new room."""
+        room = self.store.dm_room(user)
+        if room is not None and await self.directory.guard.dm_holds_only(room, user):
+            return room
+        return await self._open_dm(user)
+
     async def _open_dm(self, user: UserID) -> RoomID:
         client = self._require_client()
-        name = await client.require_user(user)
-        room = await client.create_dm(user)
+        name = await existing_user(self.config, client, user)
+        room = await create_dm(client, user)
         self.store.save_room(RoomRecord(room, "dm", user))
         self.store.commit_sync(SyncBatch(next_batch=None, people=[Person(user, name)]))
         return room
-
-    async def _room_audience(self, room: RoomID) -> Audience:
-        record = self.store.room(room)
-        if record is not None and record.kind in ROOM_AUDIENCE:
-            return ROOM_AUDIENCE[record.kind]
-        members = await self._require_client().joined_members(room)
-        order = list(Audience)
-        widest = Audience.SELF
-        for user in members:
-            audience = self.audience_of(user)
-            if order.index(audience) > order.index(widest):
-                widest = audience
-        return widest
 
     # --- reading (local store only: fast, and works while the homeserver is away) --------
 

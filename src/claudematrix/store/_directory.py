@@ -57,12 +57,16 @@ class Presence:
 
 @dataclass(frozen=True)
 class Request:
+    """Someone outside my audience who wants to talk: an invitation I have not joined
+    (kind "invite"), or messages they wrote in a room I am in, held unopened ("message")."""
+
     room_id: RoomID
     inviter: UserID
     display_name: str
     received_ts: int
     is_direct: bool = True
     announced: bool = False
+    kind: str = "invite"
 
 
 class DirectoryTables:
@@ -186,31 +190,31 @@ class DirectoryTables:
                 (user_id, _now_ms()),
             )
             self._conn.execute("DELETE FROM trust WHERE user_id = ?", (user_id,))
+            self._conn.execute("DELETE FROM accepted WHERE user_id = ?", (user_id,))
         else:
             self._conn.execute("DELETE FROM blocks WHERE user_id = ?", (user_id,))
 
     # --- requests: invitations from outside my audience, held unopened ---------------------
 
     def add_request(self, request: Request) -> None:
-        self._conn.execute(
-            "INSERT OR IGNORE INTO requests (room_id, inviter, display_name, received_ts, "
-            "is_direct) VALUES (?, ?, ?, ?, ?)",
-            (
-                request.room_id,
-                request.inviter,
-                request.display_name,
-                request.received_ts,
-                int(request.is_direct),
-            ),
-        )
+        self._insert_requests(self._conn, [request])
+
+    @staticmethod
+    def _insert_requests(conn: sqlite3.Connection, requests: Sequence[Request]) -> None:
+        for r in requests:
+            conn.execute(
+                "INSERT OR IGNORE INTO requests (room_id, inviter, display_name, received_ts, "
+                "is_direct, kind) VALUES (?, ?, ?, ?, ?, ?)",
+                (r.room_id, r.inviter, r.display_name, r.received_ts, int(r.is_direct), r.kind),
+            )
 
     def requests(self) -> list[Request]:
         rows = self._conn.execute(
-            "SELECT room_id, inviter, display_name, received_ts, is_direct, announced "
+            "SELECT room_id, inviter, display_name, received_ts, is_direct, announced, kind "
             "FROM requests ORDER BY received_ts DESC"
         ).fetchall()
         return [
-            Request(RoomID(r[0]), UserID(r[1]), r[2], int(r[3]), bool(r[4]), bool(r[5]))
+            Request(RoomID(r[0]), UserID(r[1]), r[2], int(r[3]), bool(r[4]), bool(r[5]), r[6])
             for r in rows
         ]
 
@@ -219,8 +223,16 @@ class DirectoryTables:
         self._conn.execute("DELETE FROM requests WHERE inviter = ?", (user_id,))
         return found
 
-    def unannounced_requests(self) -> list[Request]:
-        return [r for r in self.requests() if not r.announced]
+    # --- whom I accepted mail from although they are outside my audience -------------------
 
-    def mark_requests_announced(self) -> None:
-        self._conn.execute("UPDATE requests SET announced = 1 WHERE announced = 0")
+    def accepted(self) -> set[UserID]:
+        return {UserID(r[0]) for r in self._conn.execute("SELECT user_id FROM accepted")}
+
+    def set_accepted(self, user_id: UserID, accepted: bool) -> None:
+        if accepted:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO accepted (user_id, since_ts) VALUES (?, ?)",
+                (user_id, _now_ms()),
+            )
+        else:
+            self._conn.execute("DELETE FROM accepted WHERE user_id = ?", (user_id,))

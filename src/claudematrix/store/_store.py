@@ -18,6 +18,7 @@ from claudematrix.store._directory import (
     Person,
     Presence,
     Profile,
+    Request,
 )
 from claudematrix.store.migrations import migrate
 from claudematrix.types import Direction, Label, Message
@@ -44,6 +45,9 @@ class SyncBatch:
     memberships: list[Membership] = field(default_factory=list)
     profiles: list[Profile] = field(default_factory=list)
     presence: list[Presence] = field(default_factory=list)
+    # Mail from senders outside my audience: kept unopened, announced only as a request.
+    held: list[Message] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
 
 
 _MESSAGE_COLUMNS = (
@@ -130,6 +134,8 @@ class Store(DirectoryTables):
             self._apply_directory(
                 conn, batch.people, batch.memberships, batch.profiles, batch.presence
             )
+            self._hold(conn, batch.held)
+            self._insert_requests(conn, batch.requests)
             if batch.next_batch is not None:
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('next_batch', ?) "
@@ -166,13 +172,105 @@ class Store(DirectoryTables):
                 new_ids.append(int(cursor.lastrowid or 0))
         return new_ids
 
+    @staticmethod
+    def _hold(conn: sqlite3.Connection, messages: Iterable[Message]) -> None:
+        received = _now_ms()
+        for m in messages:
+            conn.execute(
+                "INSERT OR IGNORE INTO held (event_id, room_id, sender, sender_name, recipient, "
+                "subject, body, label, origin_ts, reply_to, received_ts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    m.event_id,
+                    m.room_id,
+                    m.sender,
+                    m.sender_name,
+                    m.recipient,
+                    m.subject,
+                    m.body,
+                    m.label.value,
+                    m.origin_ts,
+                    m.reply_to,
+                    received,
+                ),
+            )
+
+    def release_held(self, sender: UserID) -> list[int]:
+        """Move the mail held from `sender` into the inbox (once accepted); new local ids."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT event_id, room_id, sender, sender_name, recipient, subject, body, label, "
+                "origin_ts, reply_to FROM held WHERE sender = ? ORDER BY origin_ts",
+                (sender,),
+            ).fetchall()
+            messages = [
+                Message(
+                    event_id=EventID(r["event_id"]),
+                    room_id=RoomID(r["room_id"]),
+                    sender=UserID(r["sender"]),
+                    sender_name=r["sender_name"],
+                    recipient=UserID(r["recipient"]) if r["recipient"] else None,
+                    direction=Direction.IN,
+                    subject=r["subject"],
+                    body=r["body"],
+                    label=Label(r["label"]),
+                    origin_ts=int(r["origin_ts"]),
+                    reply_to=EventID(r["reply_to"]) if r["reply_to"] else None,
+                )
+                for r in rows
+            ]
+            new_ids = self._insert_messages(conn, messages)
+            conn.execute("DELETE FROM held WHERE sender = ?", (sender,))
+        return new_ids
+
+    def drop_held(self, sender: UserID) -> int:
+        """Forget what `sender` wrote while held (they were blocked)."""
+        return self._conn.execute("DELETE FROM held WHERE sender = ?", (sender,)).rowcount
+
+    def held_count(self, sender: UserID | None = None) -> int:
+        where, params = ("WHERE sender = ?", (sender,)) if sender else ("", ())
+        return int(self._conn.execute(f"SELECT count(*) FROM held {where}", params).fetchone()[0])
+
     def record_sent(self, message: Message) -> None:
         with self._transaction() as conn:
             self._insert_messages(conn, [message])
 
     def has_event(self, event_id: EventID) -> bool:
-        row = self._conn.execute("SELECT 1 FROM messages WHERE event_id = ?", (event_id,))
+        row = self._conn.execute(
+            "SELECT 1 FROM messages WHERE event_id = ? UNION ALL "
+            "SELECT 1 FROM held WHERE event_id = ?",
+            (event_id, event_id),
+        )
         return row.fetchone() is not None
+
+    # --- whose store this is --------------------------------------------------------------
+
+    def own_user_id(self) -> UserID | None:
+        """The Matrix ID this store belongs to, as recorded when it was first connected."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'user_id'").fetchone()
+        if row:
+            return UserID(row[0])
+        # Stores from before the ID was recorded: my own sent mail says who I am.
+        row = self._conn.execute(
+            "SELECT sender FROM messages WHERE direction = 'out' ORDER BY id LIMIT 1"
+        ).fetchone()
+        return UserID(row[0]) if row else None
+
+    def set_own_user_id(self, user_id: UserID) -> None:
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('user_id', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (user_id,),
+        )
+
+    def has_history(self) -> bool:
+        """Has this identity ever been connected (a sync token, mail, or a recorded ID)?"""
+        return bool(
+            self._conn.execute(
+                "SELECT 1 FROM meta WHERE key IN ('user_id', 'next_batch') "
+                "UNION ALL SELECT 1 FROM messages LIMIT 1"
+            ).fetchone()
+        )
 
     # --- settings of this identity (mode, published display name) ----------------------
 
@@ -275,6 +373,15 @@ class Store(DirectoryTables):
 
     def save_room(self, room: RoomRecord) -> None:
         self.commit_sync(SyncBatch(next_batch=None, rooms=[room]))
+
+    def forget_rooms(self) -> None:
+        """Rooms, their members and the sync position belong to one account: forgotten when
+        the identity moves to a new one (its mail stays)."""
+        with self._transaction() as conn:
+            for table in ("rooms", "members", "profiles", "presence"):
+                conn.execute(f"DELETE FROM {table}")
+            conn.execute("DELETE FROM meta WHERE key IN ('next_batch', 'user_id')")
+            conn.execute("DELETE FROM meta WHERE key LIKE 'setting:published%'")
 
     def lobby_room(self) -> RoomID | None:
         rooms = self.rooms_of_kind("lobby")

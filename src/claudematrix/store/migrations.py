@@ -93,6 +93,40 @@ MIGRATIONS: list[str] = [
         announced INTEGER NOT NULL DEFAULT 0
     );
     """,
+    # 3: mail from outside my audience held unopened (requests may now be messages in a room
+    # I am in, from several senders: keyed by room and sender), and who I accepted mail from
+    """
+    CREATE TABLE requests_by_sender (
+        room_id TEXT NOT NULL,
+        inviter TEXT NOT NULL,
+        display_name TEXT NOT NULL DEFAULT '',
+        received_ts INTEGER NOT NULL,
+        is_direct INTEGER NOT NULL DEFAULT 1,
+        announced INTEGER NOT NULL DEFAULT 0,
+        kind TEXT NOT NULL DEFAULT 'invite' CHECK (kind IN ('invite', 'message')),
+        PRIMARY KEY (room_id, inviter)
+    );
+    INSERT INTO requests_by_sender
+        (room_id, inviter, display_name, received_ts, is_direct, announced)
+        SELECT room_id, inviter, display_name, received_ts, is_direct, announced FROM requests;
+    DROP TABLE requests;
+    ALTER TABLE requests_by_sender RENAME TO requests;
+    CREATE TABLE held (
+        event_id TEXT PRIMARY KEY,
+        room_id TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        sender_name TEXT NOT NULL DEFAULT '',
+        recipient TEXT,
+        subject TEXT NOT NULL DEFAULT '',
+        body TEXT NOT NULL,
+        label TEXT NOT NULL,
+        origin_ts INTEGER NOT NULL,
+        reply_to TEXT,
+        received_ts INTEGER NOT NULL
+    );
+    CREATE INDEX held_by_sender ON held (sender, origin_ts);
+    CREATE TABLE accepted (user_id TEXT PRIMARY KEY, since_ts INTEGER NOT NULL);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
