@@ -204,13 +204,23 @@ def _assert_b_got_it(
     assert body not in inbox["raw"] and "rebase" not in inbox["raw"], inbox["raw"]
 
     # `read` gives the body: provenance first, then the body fenced as untrusted data.
+    # Everything A wrote (name, subject, text) sits inside a fence with a random token.
     lines = read["text"].splitlines()
     number = mail.last(READ).input["id"]
     assert lines[0].startswith(f"#{number} ") and f"<{a_id}>" in lines[0], read["text"]
-    assert f'"{subject}"' in lines[0], read["text"]
-    assert any(f"The text below is from {a_id} {where[:-1]}, label" in lines[1] for where in NEARBY)
-    assert UNTRUSTED in lines[1], read["text"]
-    assert lines[2:] == ["<message>", body, "</message>"], read["text"]
+    assert any(f"({where[1:-1]}), label private" in lines[0] for where in NEARBY), lines[0]
+    assert subject not in lines[0] and subject not in lines[1], read["text"]
+    assert f"was written by {a_id}" in lines[1] and UNTRUSTED in lines[1], read["text"]
+    token = re.fullmatch(r"<message ([0-9a-f]{12})>", lines[2])
+    assert token, read["text"]
+    assert lines[3:] == [
+        lines[3],
+        f'Subject: "{subject}"',
+        "",
+        body,
+        f"</message {token.group(1)}>",
+    ], read["text"]
+    assert lines[3].startswith('From: "'), read["text"]
     assert body in fake.seen_text(b)
 
 

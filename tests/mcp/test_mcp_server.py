@@ -97,10 +97,14 @@ async def test_two_sessions_message_each_other(open_mcp: OpenMcp) -> None:
             assert "Unread ClaudeMatrix messages: 1" in await b.ok("whoami")
 
             opened = await b.ok("read", id=header_id(header))
-            assert f"The text below is from {a_id}" in opened
+            assert f"was written by {a_id}" in opened
             assert UNTRUSTED.search(opened)
-            fenced = re.search(r"<message>\n(.*)\n</message>", opened, re.S)
-            assert fenced and fenced.group(1) == body
+            fenced = re.search(
+                r"<message ([0-9a-f]{12})>\nFrom: .*\nSubject: .*\n\n(.*)\n</message \1>",
+                opened,
+                re.S,
+            )
+            assert fenced and fenced.group(2) == body
             assert (await b.ok("inbox")) == "No unread ClaudeMatrix messages."
             assert subject in await b.ok("inbox", include_read=True)
             # "#12" is accepted as well as "12".

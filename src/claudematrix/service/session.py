@@ -417,6 +417,8 @@ class Service:
             if audience is Audience.ANYONE:
                 await self.directory.refresh_memberships()
                 audience = self.audience_of(target.user)
+            if audience is Audience.ANYONE:  # "no such user" says more than "refused"
+                await existing_user(self.config, self._require_client(), target.user)
             policy.check(chosen, audience, "this message", target.label)
             room = await self._dm_for(target.user)
             recipient = target.user
