@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from integration.conftest import SharedHomeserver, shared_homeserver_running
+
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache"
 
@@ -46,3 +48,10 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
 
 
 PYTHON = sys.executable
+
+
+@pytest.fixture(scope="session")
+def shared_homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedHomeserver]:
+    """One embedded Synapse for the whole test session (integration and adversarial tiers)."""
+    with shared_homeserver_running(tmp_path_factory) as shared:
+        yield shared

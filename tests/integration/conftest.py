@@ -1,6 +1,6 @@
 """Integration fixtures: a real Synapse on a free loopback port, always cleaned up.
 
-`shared_homeserver` (session scope) is the one server most integration tests should use:
+`shared_homeserver` (session scope, tests/conftest.py) is the one server most tests use:
 set the variables in its `env` (e.g. with monkeypatch.setenv) and call load_config().
 Tests that need a server of their own use `own_homeserver`.
 """
@@ -80,9 +80,12 @@ class SharedHomeserver:
     env: dict[str, str]
 
 
-@pytest.fixture(scope="session")
-def shared_homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedHomeserver]:
-    """One embedded Synapse for the whole session, in its own state dir; stopped at the end."""
+@contextlib.contextmanager
+def shared_homeserver_running(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[SharedHomeserver]:
+    """One embedded Synapse in its own state dir; stopped at the end. (The session-wide
+    `shared_homeserver` fixture in tests/conftest.py serves it to every tier.)"""
     home = tmp_path_factory.mktemp("shared-hs") / "cmhome"
     port = free_port()
     env = {

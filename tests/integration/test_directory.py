@@ -25,7 +25,7 @@ import pytest
 from claudematrix.homeserver import register_account
 
 from .conftest import SharedHomeserver
-from .test_privacy import (
+from .harness import (
     PROFILE_EVENT,
     Machine,
     Raw,
