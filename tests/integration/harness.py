@@ -160,6 +160,40 @@ class Raw:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"{}")
 
+    def attempt(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[int, Any]:
+        """Like `call`, but an error status is an answer, not an exception."""
+        try:
+            return 200, self.call(method, path, body)
+        except urllib.error.HTTPError as exc:
+            with exc:
+                raw = exc.read()
+            try:
+                return exc.code, json.loads(raw or b"{}")
+            except ValueError:
+                return exc.code, {}
+
+    def put_state(self, room: str, event_type: str, key: str, content: dict[str, Any]) -> int:
+        path = f"/_matrix/client/v3/rooms/{self.q(room)}/state/{event_type}/{self.q(key)}"
+        return self.attempt("PUT", path, content)[0]
+
+    def send_message(self, room: str, content: dict[str, Any]) -> str:
+        txn = uuid.uuid4().hex
+        path = f"/_matrix/client/v3/rooms/{self.q(room)}/send/m.room.message/{txn}"
+        return str(self.call("PUT", path, content)["event_id"])
+
+    def invite(self, room: str, user: str) -> int:
+        path = f"/_matrix/client/v3/rooms/{self.q(room)}/invite"
+        return self.attempt("POST", path, {"user_id": user})[0]
+
+    def create_room(self, **body: Any) -> str:
+        return str(self.call("POST", "/_matrix/client/v3/createRoom", body)["room_id"])
+
+    def sync(self, since: str | None = None, timeout_ms: int = 0) -> dict[str, Any]:
+        query = f"timeout={timeout_ms}" + (f"&since={self.q(since)}" if since else "")
+        return dict(self.call("GET", f"/_matrix/client/v3/sync?{query}"))
+
     @staticmethod
     def q(text: str) -> str:
         return urllib.parse.quote(text, safe="")

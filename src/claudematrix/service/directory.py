@@ -24,7 +24,7 @@ from claudematrix.matrix.content import PRESENCE_EVENT, PROFILE_EVENT
 from claudematrix.matrix.rooms import create_invite_only_room
 from claudematrix.paths import identity_dir
 from claudematrix.service.guard import Guard
-from claudematrix.service.machine import join_machine_rooms, public_room
+from claudematrix.service.machine import is_local, join_machine_rooms, public_room
 from claudematrix.store import Membership, Person, RoomRecord, Store, SyncBatch
 from claudematrix.types import Audience, Contact, Label
 from claudematrix.untrusted import FIELD_MAX, NAME_MAX, STATUS_MAX, one_line
@@ -80,7 +80,7 @@ class Directory:
         self._owner = owner
         self._hidden = hidden
         self._progress = progress
-        self.guard = Guard(config, client, self.audience_of, self.refresh_memberships)
+        self.guard = Guard(config, client, self.proven_audience_of, self.refresh_memberships)
         self.timing = Timing.from_env()
         self._task_file = identity_dir(identity.slug) / "task.json"
         self._task_seen = 0
@@ -92,6 +92,7 @@ class Directory:
         return Label.parse(self.store.setting("mode") or Label.PRIVATE.value)
 
     def audience_of(self, user: UserID) -> Audience:
+        """Where `user` stands, as the store knows it (what contacts and headers show)."""
         if user in (self._me(), self._owner()):
             return Audience.SELF
         rooms = self.store.rooms_of(user)
@@ -102,6 +103,16 @@ class Directory:
         if user in self.store.trusted():
             return Audience.TRUSTED
         return Audience.ANYONE
+
+    def proven_audience_of(self, user: UserID) -> Audience:
+        """Where `user` stands, for deciding what may reach them. Membership of the lobby or
+        a project room proves nearness only for an identity of this machine: anyone else
+        found there was let in against the rules (and is removed when next met), and is as
+        far as my trust says."""
+        audience = self.audience_of(user)
+        if audience in (Audience.PROJECT, Audience.MACHINE) and not is_local(self.config, user):
+            return Audience.TRUSTED if user in self.store.trusted() else Audience.ANYONE
+        return audience
 
     def contacts(self, *, include_hidden: bool = False) -> list[Contact]:
         """Everyone I can reach: online first, then nearest, then most recently active."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ __all__ = [
     "join_machine_rooms",
     "machine_user",
     "local_users",
+    "is_local",
     "lobby_alias_localpart",
     "public_room",
     "remove_strangers",
@@ -60,6 +62,24 @@ def project_alias_localpart(config: Config, ws: Workspace) -> str:
 def machine_user(config: Config) -> UserID | None:
     creds = load_account(config, MACHINE_SLUG)
     return creds.user_id if creds else None
+
+
+_ROSTER_TTL_S = 1.0
+_roster: tuple[float, Path, frozenset[UserID]] | None = None
+
+
+def is_local(config: Config, user: UserID) -> bool:
+    """Is `user` an identity of this state dir? Cached; looked up again (at most once a
+    second) for a user not seen before, such as a session that just started."""
+    global _roster
+    root = state_dir() / "identities"
+    now = time.monotonic()
+    fresh = _roster is not None and _roster[1] == root and now - _roster[0] < _ROSTER_TTL_S
+    if _roster is not None and _roster[1] == root and (user in _roster[2] or fresh):
+        return user in _roster[2]
+    users = frozenset(local_users(config))
+    _roster = (now, root, users)
+    return user in users
 
 
 def local_users(config: Config) -> set[UserID]:

@@ -40,7 +40,7 @@ from claudematrix.service.accounts import (
     recover_account,
 )
 from claudematrix.service.directory import Directory
-from claudematrix.service.machine import local_users, machine_user
+from claudematrix.service.machine import is_local, machine_user
 from claudematrix.service.people import People, opens_up
 from claudematrix.service.recipients import existing_user, parse_target
 from claudematrix.store import Person, Request, RoomRecord, Store, SyncBatch
@@ -273,9 +273,9 @@ class Service:
         """Does mail from `user` go to my inbox (else: to requests, unopened)? Anyone in my
         audience, anyone I accepted or wrote to first, and every identity of this machine."""
         return (
-            self.audience_of(user) is not Audience.ANYONE
+            self.directory.proven_audience_of(user) is not Audience.ANYONE
             or user in self.store.accepted()
-            or user in local_users(self.config)
+            or is_local(self.config, user)
         )
 
     async def _welcome(self, senders: set[UserID]) -> set[UserID]:
@@ -413,10 +413,10 @@ class Service:
                 await self.sync()
             target = parse_target(to, self._all_contacts)
         if target.user is not None:
-            audience = self.audience_of(target.user)
+            audience = self.directory.proven_audience_of(target.user)
             if audience is Audience.ANYONE:
                 await self.directory.refresh_memberships()
-                audience = self.audience_of(target.user)
+                audience = self.directory.proven_audience_of(target.user)
             if audience is Audience.ANYONE:  # "no such user" says more than "refused"
                 await existing_user(self.config, self._require_client(), target.user)
             policy.check(chosen, audience, "this message", target.label)
