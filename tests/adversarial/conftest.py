@@ -41,3 +41,9 @@ def stranger_on(shared: SharedHomeserver, localpart: str) -> Raw:
 @pytest.fixture
 def stranger(shared_homeserver: SharedHomeserver) -> Raw:
     return stranger_on(shared_homeserver, f"stranger-{secrets.token_hex(4)}")
+
+
+# The real Claude Code CLI against the scripted fake model (tests/e2e/conftest.py).
+from e2e.conftest import claude as claude  # noqa: E402, F401
+from e2e.conftest import claude_bin as claude_bin  # noqa: E402, F401
+from e2e.conftest import fake_model as fake_model  # noqa: E402, F401
