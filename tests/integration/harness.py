@@ -351,5 +351,3 @@ async def call(session: ClientSession, tool: str, **arguments: Any) -> tuple[boo
     result = await session.call_tool(tool, arguments)
     text = "\n".join(c.text for c in result.content if isinstance(c, types.TextContent))
     return bool(result.isError), text
-
-

@@ -42,6 +42,7 @@ from .harness import (
 
 pytestmark = pytest.mark.integration
 
+
 @pytest.fixture
 def m1(shared_homeserver: SharedHomeserver) -> Machine:
     return machine_one(shared_homeserver)
@@ -189,6 +190,7 @@ def test_a_new_session_on_this_machine_is_not_a_stranger(m1: Machine, tmp_path: 
 
 
 # --- 2. secret mode -----------------------------------------------------------------------
+
 
 def test_secret_mode_is_invisible_and_leaves_no_profile_on_the_homeserver(
     m1: Machine, tmp_path: Path

@@ -11,7 +11,7 @@ import pytest
 
 from claudematrix.errors import StateCorrupt, UnknownMessage
 from claudematrix.ids import EventID, RoomID, UserID
-from claudematrix.store import RoomRecord, Store, SyncBatch
+from claudematrix.store import Request, RoomRecord, Store, SyncBatch
 from claudematrix.store.migrations import MIGRATIONS, SCHEMA_VERSION, migrate
 from claudematrix.types import Direction, Label, Message
 
@@ -331,3 +331,25 @@ def test_settings(store: Store) -> None:
     assert store.setting("mode") == "public"
     assert store.setting("display_name") == "x"
     assert store.next_batch() is None  # settings never collide with the sync token
+
+
+def test_requests_of_schema_2_survive_the_move_to_one_per_sender(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    with sqlite3.connect(path) as old:
+        for script in MIGRATIONS[:2]:
+            old.executescript(script)
+        old.execute(
+            "INSERT INTO requests (room_id, inviter, display_name, received_ts, is_direct, "
+            "announced) VALUES ('!r:x', '@eve:x', 'Eve', 5, 1, 1)"
+        )
+        old.execute("PRAGMA user_version = 2")
+    old.close()
+    with Store(path) as migrated:
+        (request,) = migrated.requests()
+        assert (request.room_id, request.inviter, request.display_name) == ("!r:x", "@eve:x", "Eve")
+        assert (request.announced, request.kind, request.received_ts) == (True, "invite", 5)
+        # Now one room may hold requests from several senders.
+        migrated.add_request(
+            Request(RoomID("!r:x"), UserID("@mallory:x"), "", 6, False, False, "message")
+        )
+        assert {r.inviter for r in migrated.requests()} == {"@eve:x", "@mallory:x"}
