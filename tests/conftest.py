@@ -41,6 +41,8 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
         "CLAUDEMATRIX_PASSWORD",
         "CLAUDEMATRIX_ACCESS_TOKEN",
         "CLAUDE_PROJECT_DIR",
+        "CLAUDEMATRIX_MODE",
+        "CLAUDEMATRIX_PLUGIN_MODE",
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("CLAUDEMATRIX_SYNAPSE_VENV", str(synapse_venv()))

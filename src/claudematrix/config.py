@@ -35,6 +35,7 @@ _ENV_KEYS = {
     "CLAUDEMATRIX_MACHINE_NAME": "machine_name",
     "CLAUDEMATRIX_MODE": "mode",
 }
+_PLUGIN_MODE = "CLAUDEMATRIX_PLUGIN_MODE"
 _MODES = ("secret", "private", "trusted", "public")
 
 
@@ -93,6 +94,10 @@ def _first_init(home: Path) -> dict[str, Any]:
 def load_config() -> Config:
     home = state_dir()
     values: dict[str, Any] = dict(_first_init(home))
+    # The plugin's "mode" option (.mcp.json passes it on): below the environment variable,
+    # above config.json. Unset, it arrives empty.
+    if os.environ.get(_PLUGIN_MODE):
+        values["mode"] = os.environ[_PLUGIN_MODE]
     for env, key in _ENV_KEYS.items():
         if os.environ.get(env):
             values[key] = os.environ[env]
