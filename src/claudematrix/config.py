@@ -54,7 +54,7 @@ class Config:
     owner_password: str | None
     owner_access_token: str | None
     synapse_venv: Path | None
-    # The mode a new identity starts in (SPEC.md: default private); applied before it
+    # The mode a new identity starts in (default private); applied before it
     # joins or publishes anything.
     default_mode: str = "private"
 

@@ -1,4 +1,4 @@
-"""The one sanitiser for text from other people and agents (SPEC.md "untrusted input").
+"""The one sanitiser for text from other people and agents (docs/security.md, defence 3).
 
 Every field a sender controls (subject, display names, status, task, project, branch, host,
 labels, bodies) passes through here before it reaches Claude or a terminal, from the hooks,

@@ -1,4 +1,4 @@
-"""Rooms ClaudeMatrix creates, made so that they stay ours (SPEC.md: rooms we create let only
+"""Rooms ClaudeMatrix creates, made so that they stay ours (docs/security.md: only
 their owner invite).
 
 Synapse's presets let any member invite (`invite: 0`), and `trusted_private_chat` makes the
