@@ -1,5 +1,4 @@
-"""Rooms ClaudeMatrix creates, made so that they stay ours (docs/security.md: only
-their owner invite).
+"""Rooms ClaudeMatrix creates, made so that they stay ours (docs/security.md, defence 1).
 
 Synapse's presets let any member invite (`invite: 0`), and `trusted_private_chat` makes the
 invitee a second creator with unlimited power in room version 12. Every room we create is
