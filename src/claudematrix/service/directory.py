@@ -80,7 +80,9 @@ class Directory:
         self._owner = owner
         self._hidden = hidden
         self._progress = progress
-        self.guard = Guard(config, client, self.proven_audience_of, self.refresh_memberships)
+        self.guard = Guard(
+            config, store, client, self.proven_audience_of, self.refresh_memberships
+        )
         self.timing = Timing.from_env()
         self._task_file = identity_dir(identity.slug) / "task.json"
         self._task_seen = 0
@@ -183,16 +185,19 @@ class Directory:
         missing = [k for k in ("lobby", "project") if not self.store.rooms_of_kind(k)]
         if missing:
             joined = await join_machine_rooms(self.config, client, self.workspace, missing)
-            await asyncio.gather(*(self._remember_room(room, kind) for kind, room in joined))
+            # The machine made or hardened them before inviting me: only it brings anyone in.
+            await asyncio.gather(
+                *(self._remember_room(room, kind, sealed=True) for kind, room in joined)
+            )
         if mode is Label.PUBLIC and not self.store.rooms_of_kind("public"):
             await self._join_public_room()
 
-    async def _remember_room(self, room: RoomID, kind: str) -> None:
+    async def _remember_room(self, room: RoomID, kind: str, *, sealed: bool = False) -> None:
         members = await self._client().joined_members(room)
         self.store.commit_sync(
             SyncBatch(
                 next_batch=None,
-                rooms=[RoomRecord(room, kind)],
+                rooms=[RoomRecord(room, kind, sealed=sealed)],
                 memberships=[Membership(room, u, n, True) for u, n in members.items()],
                 # Being a member says nothing about when they were last active.
                 people=[Person(u, n, None) for u, n in members.items()],
@@ -225,7 +230,7 @@ class Directory:
             f"Trusted circle of {self.identity.short}",
             "People this session trusts. Only its owner invites.",
         )
-        await self._remember_room(room, "circle")
+        await self._remember_room(room, "circle", sealed=True)
         return room
 
     # --- what I publish -----------------------------------------------------------------

@@ -5,6 +5,10 @@ reads from the moment of the invitation), never the peer a DM was opened with or
 room it was meant to be. Before measuring, whoever should not be there is removed where we
 have the power: strangers in the lobby or a project room by the machine account, untrusted
 people in my circle and third parties in a DM by me. Whoever cannot be removed counts.
+
+A sealed room (store.RoomRecord.sealed: made by us with owner-only power levels) changes
+members only by our own hand, so the members my sync recorded are the room's members and the
+homeserver need not be asked again on every send.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from claudematrix.errors import HomeserverError
 from claudematrix.ids import RoomID, UserID
 from claudematrix.matrix import MatrixClient
 from claudematrix.service.machine import local_users, machine_user, remove_strangers
+from claudematrix.store import Store
 from claudematrix.types import Audience
 
 __all__ = ["Guard", "MACHINE_ROOMS", "farthest"]
@@ -33,11 +38,13 @@ class Guard:
     def __init__(
         self,
         config: Config,
+        store: Store,
         client: Callable[[], MatrixClient],
         audience_of: Callable[[UserID], Audience],
         refresh: Callable[[], Awaitable[None]],
     ) -> None:
         self.config = config
+        self.store = store
         self._client = client
         self._audience_of = audience_of
         self._refresh = refresh
@@ -45,6 +52,12 @@ class Guard:
     async def audience(self, room: RoomID, kind: str) -> Audience:
         """The audience of `room` now, after removing who should not be there."""
         client = self._client()
+        record = self.store.room(room)
+        if record is not None and record.sealed:
+            if kind in MACHINE_ROOMS:  # only the machine invites, and only its identities
+                return Audience.PROJECT if kind == "project" else Audience.MACHINE
+            mine = set(self.store.members(room)) - {client.user_id}
+            return farthest(self._audience_of(u) for u in mine)
         members = set(await client.members(room)) - {client.user_id}
         if kind in MACHINE_ROOMS:
             # Membership is the proof of nearness here, so the test is who holds an
@@ -71,6 +84,9 @@ class Guard:
         """Make a DM hold just me and `peer`: third parties are removed if I can. False if
         one stays, or the peer is gone (then the conversation needs a new room)."""
         client = self._client()
+        record = self.store.room(room)
+        if record is not None and record.sealed and peer in self.store.members(room):
+            return True
         members = set(await client.members(room))
         if peer not in members:
             return False

@@ -197,8 +197,11 @@ class Service:
         for kind, state in (("circle", MEMBER_STATE), ("dm", [])):
             for room in self.store.rooms_of_kind(kind):
                 try:
-                    if client.user_id in await client.creators(room):
+                    creators = await client.creators(room)
+                    if client.user_id in creators:
                         await harden(client, room, state)
+                    if creators == {client.user_id}:  # nobody else holds power there
+                        self.store.save_room(RoomRecord(room, kind, sealed=True))
                 except HomeserverError as exc:
                     self.progress(f"claudematrix: could not secure {room}: {exc}")
         self.store.set_setting("rooms_hardened", _ROOMS_HARDENED)
@@ -510,7 +513,7 @@ class Service:
         client = self._require_client()
         name = await existing_user(self.config, client, user)
         room = await create_dm(client, user)
-        self.store.save_room(RoomRecord(room, "dm", user))
+        self.store.save_room(RoomRecord(room, "dm", user, sealed=True))
         self.store.commit_sync(SyncBatch(next_batch=None, people=[Person(user, name)]))
         return room
 

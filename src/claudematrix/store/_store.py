@@ -29,9 +29,12 @@ __all__ = ["Store", "SyncBatch", "RoomRecord"]
 @dataclass(frozen=True)
 class RoomRecord:
     room_id: RoomID
-    kind: str  # 'dm' | 'lobby' | 'other'
+    kind: str  # 'dm' | 'lobby' | 'project' | 'circle' | 'public' | 'other'
     peer: UserID | None = None
     joined: bool = True
+    # Nobody but its owner (me, or this machine's account) can bring anyone in: made by us
+    # with owner-only power levels, and no other creator. Its members change only by us.
+    sealed: bool = False
 
 
 @dataclass
@@ -126,10 +129,12 @@ class Store(DirectoryTables):
             new_ids = self._insert_messages(conn, batch.messages)
             for room in batch.rooms:
                 conn.execute(
-                    "INSERT INTO rooms (room_id, kind, peer, joined) VALUES (?, ?, ?, ?) "
+                    "INSERT INTO rooms (room_id, kind, peer, joined, sealed) "
+                    "VALUES (?, ?, ?, ?, ?) "
                     "ON CONFLICT (room_id) DO UPDATE SET kind = excluded.kind, "
-                    "peer = COALESCE(excluded.peer, rooms.peer), joined = excluded.joined",
-                    (room.room_id, room.kind, room.peer, int(room.joined)),
+                    "peer = COALESCE(excluded.peer, rooms.peer), joined = excluded.joined, "
+                    "sealed = MAX(rooms.sealed, excluded.sealed)",
+                    (room.room_id, room.kind, room.peer, int(room.joined), int(room.sealed)),
                 )
             self._apply_directory(
                 conn, batch.people, batch.memberships, batch.profiles, batch.presence
@@ -364,12 +369,15 @@ class Store(DirectoryTables):
 
     def room(self, room_id: RoomID) -> RoomRecord | None:
         row = self._conn.execute(
-            "SELECT room_id, kind, peer, joined FROM rooms WHERE room_id = ?", (room_id,)
+            "SELECT room_id, kind, peer, joined, sealed FROM rooms WHERE room_id = ?",
+            (room_id,),
         ).fetchone()
         if row is None:
             return None
         peer = UserID(row["peer"]) if row["peer"] else None
-        return RoomRecord(RoomID(row["room_id"]), row["kind"], peer, bool(row["joined"]))
+        return RoomRecord(
+            RoomID(row["room_id"]), row["kind"], peer, bool(row["joined"]), bool(row["sealed"])
+        )
 
     def save_room(self, room: RoomRecord) -> None:
         self.commit_sync(SyncBatch(next_batch=None, rooms=[room]))

@@ -94,7 +94,8 @@ MIGRATIONS: list[str] = [
     );
     """,
     # 3: mail from outside my audience held unopened (requests may now be messages in a room
-    # I am in, from several senders: keyed by room and sender), and who I accepted mail from
+    # I am in, from several senders: keyed by room and sender), who I accepted mail from, and
+    # which rooms only their owner can bring anyone into
     """
     CREATE TABLE requests_by_sender (
         room_id TEXT NOT NULL,
@@ -126,6 +127,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX held_by_sender ON held (sender, origin_ts);
     CREATE TABLE accepted (user_id TEXT PRIMARY KEY, since_ts INTEGER NOT NULL);
+    ALTER TABLE rooms ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
     """,
 ]
 
