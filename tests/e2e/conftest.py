@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
 from e2e.support.claude_cli import REPO, Claude, find_claude
 from e2e.support.fake_model import FakeModel
+from integration.conftest import free_port
 
 DEV_VENV = REPO / ".venv"
 

@@ -1,6 +1,6 @@
 """MCP fixtures: `claudematrix mcp` driven through a real MCP stdio client session.
 
-The servers use the integration tests' shared Synapse (the same fixture, imported), so these
+The servers use the shared Synapse of every tier (tests/conftest.py), so these
 tests need a Synapse install like the integration tests do.
 """
 
@@ -17,7 +17,7 @@ import pytest
 from mcp.client.stdio import stdio_client
 from mcp_support import McpSession, OpenMcp
 
-from integration.conftest import SharedHomeserver, shared_homeserver  # noqa: F401
+from integration.conftest import SharedHomeserver
 from mcp import ClientSession, StdioServerParameters
 
 
