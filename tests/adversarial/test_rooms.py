@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from integration.harness import (
@@ -133,6 +135,9 @@ def test_old_rooms_are_brought_to_the_rules_and_outsiders_removed(
     registry = json.loads((machine_dir / "rooms.json").read_text())
     registry["hardened"] = [r for r in registry["hardened"] if r != lobby]
     (machine_dir / "rooms.json").write_text(json.dumps(registry))
+    for who in (hostile, victim):  # their stores, as they were before rooms were sealed
+        with closing(sqlite3.connect(who.dir / "store.db")) as db, db:
+            db.execute("UPDATE rooms SET sealed = 0")
     outsider = Who(m2, f"outsider{tag}", project_dir(tmp_path, f"projX{tag}")).start()
     evil = hostile.raw()
     for guest in (stranger.user_id, outsider.user_id):
