@@ -117,9 +117,9 @@ class _Registry:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        data = read_json(path) or {}
-        self.rooms: dict[str, str] = dict(data.get("rooms") or {})
-        self.hardened: set[str] = set(data.get("hardened") or [])
+        self._read = read_json(path) or {}
+        self.rooms: dict[str, str] = dict(self._read.get("rooms") or {})
+        self.hardened: set[str] = set(self._read.get("hardened") or [])
 
     def save(self) -> None:
         value: dict[str, Any] = {
@@ -127,7 +127,9 @@ class _Registry:
             "rooms": self.rooms,
             "hardened": sorted(self.hardened),
         }
-        write_json_private(self.path, value)
+        if value != self._read:  # every session start passes here: write only a change
+            write_json_private(self.path, value)
+            self._read = value
 
 
 @contextlib.asynccontextmanager
