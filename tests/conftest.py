@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from integration.conftest import SharedHomeserver, shared_homeserver_running
+from integration.harness import Machine, machine_one, machine_two
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache"
@@ -50,6 +51,18 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
 
 
 PYTHON = sys.executable
+
+
+@pytest.fixture
+def m1(shared_homeserver: SharedHomeserver) -> Machine:
+    """ "Machine 1": the shared homeserver's own state dir (tests/integration/harness.py)."""
+    return machine_one(shared_homeserver)
+
+
+@pytest.fixture
+def m2(shared_homeserver: SharedHomeserver, tmp_path: Path) -> Machine:
+    """ "Machine 2": another state dir, using the shared Synapse as an external homeserver."""
+    return machine_two(shared_homeserver, tmp_path / "machine2")
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import sqlite3
 import subprocess
 import sys
@@ -30,6 +31,7 @@ import mcp.types as types
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from claudematrix.homeserver import register_account
 from integration.conftest import SharedHomeserver
 
 # Variables of the developer's shell (or of a Claude Code session running the tests) that
@@ -134,6 +136,13 @@ def machine_two(shared: SharedHomeserver, home: Path) -> Machine:
         }
     )
     return Machine("machine 2", home, env, shared.url)
+
+
+def stranger_on(shared: SharedHomeserver, localpart: str) -> Raw:
+    """An account on the homeserver that belongs to no ClaudeMatrix machine at all."""
+    secret = (shared.home / "homeserver" / "registration_shared_secret").read_text().strip()
+    account = register_account(shared.url, secret, localpart, secrets.token_urlsafe(16))
+    return Raw(shared.url, account.access_token, account.user_id)
 
 
 def project_dir(root: Path, name: str) -> Path:

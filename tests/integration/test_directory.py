@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -22,19 +21,15 @@ from typing import Any
 
 import pytest
 
-from claudematrix.homeserver import register_account
-
 from .conftest import SharedHomeserver
 from .harness import (
     PROFILE_EVENT,
     Machine,
-    Raw,
     Who,
-    machine_one,
-    machine_two,
     new_tag,
     project_dir,
     start_all,
+    stranger_on,
     subjects_from,
     wait_until,
 )
@@ -44,23 +39,6 @@ pytestmark = pytest.mark.integration
 HEARTBEAT_S = 1.0
 TTL_S = 2.5 * HEARTBEAT_S  # Timing.from_env: ttl = 2.5 x heartbeat
 PUBLIC_ALIAS = "#claudematrix-public:localhost"
-
-
-@pytest.fixture
-def m1(shared_homeserver: SharedHomeserver) -> Machine:
-    return machine_one(shared_homeserver)
-
-
-@pytest.fixture
-def m2(shared_homeserver: SharedHomeserver, tmp_path: Path) -> Machine:
-    return machine_two(shared_homeserver, tmp_path / "machine2")
-
-
-def plain_client(shared: SharedHomeserver, localpart: str) -> Raw:
-    """A fresh Matrix user, registered with the shared secret: no ClaudeMatrix at all."""
-    secret = (shared.home / "homeserver" / "registration_shared_secret").read_text().strip()
-    account = register_account(shared.url, secret, localpart, secrets.token_urlsafe(16))
-    return Raw(shared.url, account.access_token, account.user_id)
 
 
 @contextlib.contextmanager
@@ -143,7 +121,7 @@ def test_status_and_listing_follow_the_publishers_mode(
     friend.run("trust", pub.user_id, "--yes")
     # A stranger reads the public directory only from inside the public room.
     anyone.run("mode", "public", "--yes")
-    plain = plain_client(shared_homeserver, f"plain{tag}")
+    plain = stranger_on(shared_homeserver, f"plain{tag}")
     public_room = plain.join(PUBLIC_ALIAS)
 
     def public_profile() -> dict[str, Any]:

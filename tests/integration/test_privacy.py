@@ -28,7 +28,6 @@ from .harness import (
     Who,
     call,
     everything_visible_to,
-    machine_one,
     machine_rooms,
     machine_two,
     mcp_session,
@@ -41,16 +40,6 @@ from .harness import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def m1(shared_homeserver: SharedHomeserver) -> Machine:
-    return machine_one(shared_homeserver)
-
-
-@pytest.fixture
-def m2(shared_homeserver: SharedHomeserver, tmp_path: Path) -> Machine:
-    return machine_two(shared_homeserver, tmp_path / "machine2")
 
 
 # --- 1. the send table ----------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 
 from claudematrix.ids import RoomID, UserID
 from claudematrix.matrix.content import PROFILE_EVENT, build_content
-from claudematrix.matrix.sync import Invite, sync_once
+from claudematrix.matrix.sync import Invite, SyncOutcome, WelcomeCheck, sync_once
 from claudematrix.store import RoomRecord, Store, SyncBatch
 from claudematrix.types import Label
 
@@ -53,6 +53,18 @@ async def _everyone(senders: set[UserID]) -> set[UserID]:
     return senders
 
 
+def _step(store: Store, response: dict[str, Any], welcome: WelcomeCheck) -> SyncOutcome:
+    return asyncio.run(
+        sync_once(
+            CannedClient(response),  # type: ignore[arg-type]
+            store,
+            timeout_ms=0,
+            on_invite=_no_invites,
+            welcome=welcome,
+        )
+    )
+
+
 def test_a_name_published_in_the_same_response_names_the_message() -> None:
     store = Store.in_memory()
     store.commit_sync(
@@ -87,15 +99,7 @@ def test_a_name_published_in_the_same_response_names_the_message() -> None:
             }
         },
     }
-    outcome = asyncio.run(
-        sync_once(
-            CannedClient(response),  # type: ignore[arg-type]
-            store,
-            timeout_ms=0,
-            on_invite=_no_invites,
-            welcome=_everyone,
-        )
-    )
+    outcome = _step(store, response, _everyone)
     (message,) = [store.message(str(i)) for i in outcome.new_message_ids]
     assert message.sender_name == rich
     assert store.next_batch() == "s1"
@@ -136,15 +140,7 @@ def test_mail_from_a_sender_outside_my_audience_is_held_as_a_request() -> None:
             }
         },
     }
-    outcome = asyncio.run(
-        sync_once(
-            CannedClient(response),  # type: ignore[arg-type]
-            store,
-            timeout_ms=0,
-            on_invite=_no_invites,
-            welcome=only_bob,
-        )
-    )
+    outcome = _step(store, response, only_bob)
     assert asked == [{BOB, stranger}]
     assert [store.message(str(i)).sender for i in outcome.new_message_ids] == [BOB]
     assert outcome.held == 1 and store.held_count(stranger) == 1

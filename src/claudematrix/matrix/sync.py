@@ -26,7 +26,7 @@ from claudematrix.store import (
 )
 from claudematrix.types import Message
 
-__all__ = ["Invite", "SyncOutcome", "sync_once", "BACKFILL_PAGES"]
+__all__ = ["Invite", "SyncOutcome", "WelcomeCheck", "sync_once", "BACKFILL_PAGES"]
 
 # A bound on history fetched for one gap: 50 pages of 100 events.
 BACKFILL_PAGES = 50
