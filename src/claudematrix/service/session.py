@@ -157,8 +157,8 @@ class Service:
         if known is not None and known != creds.user_id:
             raise CredentialsLost(
                 f"{account_path(self.identity.slug)} is for {creds.user_id}, but this "
-                f"identity's history is {known}'s: put the right account.json back, or run "
-                "`claudematrix recover`"
+                f"identity's history is {known}'s: put the right account.json back, or move "
+                "it aside and run `claudematrix recover`"
             )
         self.store.set_own_user_id(creds.user_id)
         self._creds = creds
