@@ -31,6 +31,7 @@ from claudematrix.errors import (
 )
 from claudematrix.headers import person
 from claudematrix.identity import Identity, resolve_identity
+from claudematrix.ids import parse_user_id
 from claudematrix.render import UNTRUSTED_NOTE, contact_line, framed_body, header_line
 from claudematrix.service import Service
 from claudematrix.service.people import opens_up
@@ -308,9 +309,12 @@ def build_server(identity: Identity) -> FastMCP:
     )
     async def trust(ctx: Context, user: str) -> str:
         async def action(s: Service) -> str:
-            if not await _person_confirms(ctx, f"Trust {user} with trusted-labelled data?"):
+            # Checked before the person is asked: the question must show only a Matrix ID,
+            # whatever a message may have put into the model's arguments.
+            user_id = parse_user_id(user.strip())
+            if not await _person_confirms(ctx, f"Trust {user_id} with trusted-labelled data?"):
                 return "The person declined; nothing changed."
-            return f"Trusted {await s.people.trust(user, confirmed=True)}."
+            return f"Trusted {await s.people.trust(user_id, confirmed=True)}."
 
         return await _call(ctx, action)
 

@@ -174,6 +174,11 @@ def test_hostile_fields_reach_claude_and_the_terminal_clean(
         _no_forged_lines(text, f"CLI {args}")
         values: Any = victim.json(*args)
         _clean(json.dumps(values, ensure_ascii=False), f"CLI {args} --json")
+    # 4. Errors that name a contact: the name is the sender's text too.
+    refused = victim.run("send", "display_name", "hi", "--tier", "secret", ok=False)
+    line = one_line_refusal(refused)
+    assert "refused" in line and hostile.user_id in line, line
+    _clean(refused.stderr, "CLI error")
     framed = victim.run("read", number).stdout
     closing = re.findall(r"^</message [0-9a-f]{12}>$", framed, re.M)
     assert len(closing) == 1 and framed.rstrip().endswith(closing[0]), framed

@@ -11,6 +11,7 @@ import click
 
 from claudematrix.cli._app import cli, emit_json, json_option, run_as
 from claudematrix.cli._consent import person_confirms
+from claudematrix.ids import parse_user_id
 from claudematrix.render import format_time, request_line
 from claudematrix.service import Service
 from claudematrix.service.people import opens_up
@@ -50,10 +51,12 @@ def mode(ctx: click.Context, mode: str | None, yes: bool) -> None:
 @_yes
 @click.pass_context
 def trust(ctx: click.Context, user: str, yes: bool) -> None:
+    user_id = parse_user_id(user.strip())  # the question shows only a valid Matrix ID
+
     async def action(service: Service) -> str:
-        if not person_confirms(f"Trust {user} with trusted-labelled data?", yes):
+        if not person_confirms(f"Trust {user_id} with trusted-labelled data?", yes):
             return "not trusted"
-        return f"trusted {await service.people.trust(user, confirmed=True)}"
+        return f"trusted {await service.people.trust(user_id, confirmed=True)}"
 
     click.echo(run_as(ctx, action, start_homeserver=True))
 
@@ -120,12 +123,14 @@ def requests(ctx: click.Context, as_json: bool) -> None:
 @_yes
 @click.pass_context
 def accept(ctx: click.Context, user: str, yes: bool) -> None:
+    user_id = parse_user_id(user.strip())
+
     async def action(service: Service) -> str:
-        if not person_confirms(f"Accept messages from {user}?", yes):
+        if not person_confirms(f"Accept messages from {user_id}?", yes):
             return "not accepted"
-        done = await service.people.accept(user, confirmed=True)
+        done = await service.people.accept(user_id, confirmed=True)
         return (
-            f"accepted {user}: {len(done.rooms)} conversation(s) joined, {done.released} "
+            f"accepted {user_id}: {len(done.rooms)} conversation(s) joined, {done.released} "
             "held message(s) moved to the inbox; see `claudematrix inbox`"
         )
 

@@ -80,9 +80,7 @@ class Directory:
         self._owner = owner
         self._hidden = hidden
         self._progress = progress
-        self.guard = Guard(
-            config, store, client, self.proven_audience_of, self.refresh_memberships
-        )
+        self.guard = Guard(config, store, client, self.proven_audience_of, self.refresh_memberships)
         self.timing = Timing.from_env()
         self._task_file = identity_dir(identity.slug) / "task.json"
         self._task_seen = 0

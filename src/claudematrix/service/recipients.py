@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from claudematrix import homeserver
 from claudematrix.config import Config
 from claudematrix.errors import UnknownRecipient
+from claudematrix.headers import person
 from claudematrix.ids import (
     RoomID,
     UserID,
@@ -48,7 +49,8 @@ def parse_target(to: str, contacts: Callable[[], list[Contact]]) -> Target:
             return Target(room=parse_room_id(to), label=to)
         return Target(alias=parse_room_alias(to), label=to)
     contact = match_contact(to, contacts())
-    return Target(user=contact.user_id, label=f"{contact.display_name} ({contact.user_id})")
+    # The label goes into errors shown to Claude and the person: a name is a sender's text.
+    return Target(user=contact.user_id, label=person(contact.user_id, contact.display_name))
 
 
 def match_contact(name: str, contacts: list[Contact]) -> Contact:
@@ -70,7 +72,7 @@ def match_contact(name: str, contacts: list[Contact]) -> Contact:
             f"no contact matches {name!r}: run `claudematrix contacts` to see who you can "
             "reach, or give a Matrix ID like @name:server"
         )
-    options = ", ".join(f"{c.display_name} ({c.user_id})" for c in pool[:5])
+    options = ", ".join(person(c.user_id, c.display_name) for c in pool[:5])
     raise UnknownRecipient(f"{name!r} matches several contacts: {options}; use the Matrix ID")
 
 
