@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 SYNAPSE_VERSION="$(sed -n 's/^SYNAPSE_VERSION = "\(.*\)"/\1/p' src/claudematrix/homeserver/install.py)"
-CLAUDE_CODE_VERSION="2.1.330"
+CLAUDE_CODE_VERSION="2.1.332"
 mkdir -p .cache
 
 if [ ! -x .venv/bin/python ]; then

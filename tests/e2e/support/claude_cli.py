@@ -1,6 +1,6 @@
 """Running the real, pinned Claude Code CLI offline: locating it, its environment, helpers.
 
-Facts this relies on (seen with 2.1.330, see docs/distribution.md and PLATFORM.md):
+Facts this relies on (seen with 2.1.330 and 2.1.332, see docs/distribution.md and PLATFORM.md):
 - `--session-id <uuid>` sets the session id; it is what hooks and the MCP server get as
   CLAUDE_CODE_SESSION_ID and what the fake model sees in metadata.user_id.
 - As root, `--permission-mode bypassPermissions` / `--dangerously-skip-permissions` are refused
@@ -41,7 +41,7 @@ __all__ = [
     "wait_until",
 ]
 
-CLAUDE_CODE_VERSION = "2.1.330"
+CLAUDE_CODE_VERSION = "2.1.332"
 REPO = Path(__file__).resolve().parents[3]
 NPM_DIR = REPO / ".cache" / "claude-code"
 PLUGIN_ID = "claudematrix@claudematrix"
