@@ -25,6 +25,15 @@ __all__ = [
     "ConsentRequired",
     "CredentialsLost",
     "ModeChangeFailed",
+    "NotFound",
+    "Forbidden",
+    "UnknownToken",
+    "RateLimited",
+    "InvalidParam",
+    "RoomInUse",
+    "UserInUse",
+    "ERRCODES",
+    "homeserver_error",
 ]
 
 
@@ -99,6 +108,57 @@ class HomeserverError(ClaudeMatrixError):
 
 class RegistrationFailed(HomeserverError):
     pass
+
+
+# Matrix errcodes we act on, one class each (mautrix-python's errors/request.py does the same):
+# callers catch the class, never match the text of a message.
+
+
+class NotFound(HomeserverError):
+    """M_NOT_FOUND: no such room, alias, state or user."""
+
+
+class Forbidden(HomeserverError):
+    """M_FORBIDDEN: not allowed (not a member, too little power, profile not shared...)."""
+
+
+class UnknownToken(HomeserverError):
+    """M_UNKNOWN_TOKEN: the access token is no longer valid."""
+
+
+class RateLimited(HomeserverError):
+    """M_LIMIT_EXCEEDED."""
+
+
+class InvalidParam(HomeserverError):
+    """M_INVALID_PARAM."""
+
+
+class RoomInUse(HomeserverError):
+    """M_ROOM_IN_USE: the room alias is taken."""
+
+
+class UserInUse(RegistrationFailed):
+    """M_USER_IN_USE: the username is taken."""
+
+
+ERRCODES: dict[str, type[HomeserverError]] = {
+    "M_NOT_FOUND": NotFound,
+    "M_FORBIDDEN": Forbidden,
+    "M_UNKNOWN_TOKEN": UnknownToken,
+    "M_LIMIT_EXCEEDED": RateLimited,
+    "M_INVALID_PARAM": InvalidParam,
+    "M_ROOM_IN_USE": RoomInUse,
+    "M_USER_IN_USE": UserInUse,
+}
+
+
+def homeserver_error(
+    message: str, errcode: str | None, base: type[HomeserverError] = HomeserverError
+) -> HomeserverError:
+    """The error of `errcode`'s class, if it is a kind of `base`; else a plain `base`."""
+    cls = ERRCODES.get(errcode or "", base)
+    return (cls if issubclass(cls, base) else base)(message, errcode)
 
 
 class LockHeld(ClaudeMatrixError):

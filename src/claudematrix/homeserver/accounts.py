@@ -14,7 +14,12 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from claudematrix.errors import HomeserverError, HomeserverUnavailable, RegistrationFailed
+from claudematrix.errors import (
+    HomeserverError,
+    HomeserverUnavailable,
+    RegistrationFailed,
+    homeserver_error,
+)
 
 from ._http import Response, Unreachable, request_json
 
@@ -59,17 +64,22 @@ def _call(
 def _failure(resp: Response, localpart: str) -> RegistrationFailed:
     errcode = str(resp.body.get("errcode") or "M_UNKNOWN")
     error = str(resp.body.get("error") or f"HTTP {resp.status}")
-    if errcode == "M_USER_IN_USE":
-        hint = "pick another name, or log in to that account instead"
-    elif errcode == "M_FORBIDDEN" or resp.status in (401, 403):
-        hint = "the registration shared secret is wrong for this homeserver"
-    elif resp.status == 400 and "not enabled" in error.lower():
-        hint = "this homeserver has no registration_shared_secret configured"
-    else:
-        hint = "see the homeserver's log"
-    return RegistrationFailed(
-        f"could not register {localpart!r}: {error} ({errcode}); {hint}", errcode=errcode
+    hints = {
+        "M_USER_IN_USE": "pick another name, or log in to that account instead",
+        "M_FORBIDDEN": "the registration shared secret is wrong for this homeserver",
+    }
+    hint = hints.get(errcode) or (
+        "the registration shared secret is wrong for this homeserver"
+        if resp.status in (401, 403)
+        else "check that the homeserver has a registration_shared_secret, and see its log"
     )
+    failure = homeserver_error(
+        f"could not register {localpart!r}: {error} ({errcode}); {hint}",
+        errcode,
+        RegistrationFailed,
+    )
+    assert isinstance(failure, RegistrationFailed)
+    return failure
 
 
 def register_account(

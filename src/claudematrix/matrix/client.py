@@ -16,12 +16,17 @@ import aiohttp
 import nio
 
 from claudematrix.errors import (
+    Forbidden,
     HomeserverError,
     HomeserverUnavailable,
+    InvalidParam,
+    NotFound,
     RegistrationFailed,
+    RoomInUse,
     UnknownRecipient,
+    homeserver_error,
 )
-from claudematrix.ids import EventID, RoomAlias, RoomID, UserID
+from claudematrix.ids import EventID, RoomAlias, RoomID, UserID, server_name
 
 __all__ = ["MatrixClient", "SessionCredentials", "SYNC_FILTER"]
 
@@ -81,6 +86,17 @@ def _unavailable(url: str) -> HomeserverUnavailable:
     )
 
 
+def _error(what: str, detail: object, errcode: str | None) -> HomeserverError:
+    """A homeserver's refusal as our error of its errcode's class (errors.ERRCODES)."""
+    if errcode == "M_UNKNOWN_TOKEN":
+        return homeserver_error(
+            f"{what}: the homeserver no longer accepts this session's login; run the command "
+            "again to log in afresh",
+            errcode,
+        )
+    return homeserver_error(f"{what} failed: {detail} ({errcode or 'no errcode'})", errcode)
+
+
 def _no_such_user(user: UserID) -> UnknownRecipient:
     return UnknownRecipient(
         f"no Matrix user {user} exists: check the ID, or run `claudematrix contacts` to see "
@@ -110,14 +126,7 @@ class MatrixClient:
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError, TimeoutError):
             raise _unavailable(self.creds.homeserver) from None
         if isinstance(response, nio.ErrorResponse):
-            code = response.status_code or ""
-            if code == "M_UNKNOWN_TOKEN":
-                raise HomeserverError(
-                    f"{what}: the homeserver no longer accepts this session's login; "
-                    "run the command again to log in afresh",
-                    code,
-                )
-            raise HomeserverError(f"{what} failed: {response.message} ({code})", code)
+            raise _error(what, response.message, response.status_code)
         return response
 
     # --- account ------------------------------------------------------------------------
@@ -150,7 +159,7 @@ class MatrixClient:
             homeserver,
             user,
             lambda c: c.login(password=password, device_name=device),
-            lambda r: HomeserverError(
+            lambda r: homeserver_error(
                 f"login as {user} failed: {r.message}; check the password", r.status_code
             ),
         )
@@ -163,8 +172,8 @@ class MatrixClient:
             homeserver,
             localpart,
             lambda c: c.register_with_token(localpart, password, token, device),
-            lambda r: RegistrationFailed(
-                f"registering {localpart} failed: {r.message}", r.status_code
+            lambda r: homeserver_error(
+                f"registering {localpart} failed: {r.message}", r.status_code, RegistrationFailed
             ),
         )
 
@@ -180,10 +189,8 @@ class MatrixClient:
         people who share a room)."""
         try:
             resp = await self._call("looking up a profile", self._nio.get_displayname(user))
-        except HomeserverError as exc:
-            if exc.errcode in ("M_NOT_FOUND", "M_FORBIDDEN"):
-                return None
-            raise
+        except (NotFound, Forbidden):
+            return None
         return str(resp.displayname or "")
 
     async def require_user(self, user: UserID) -> str | None:
@@ -191,18 +198,16 @@ class MatrixClient:
         (we share no room); UnknownRecipient if it says there is no such user."""
         try:
             resp = await self._call("looking up a profile", self._nio.get_profile(user))
-        except HomeserverError as exc:
-            if "federation" in exc.message.lower():
+        except Forbidden:
+            return None
+        except (NotFound, InvalidParam):
+            raise _no_such_user(user) from None
+        except HomeserverError:
+            if server_name(user) != server_name(self.user_id):
                 raise UnknownRecipient(
-                    f"{user} is on another homeserver, and this one does not federate with it: "
-                    "use an account on this homeserver, or a shared homeserver"
+                    f"{user} is on another homeserver, which this one cannot reach: use an "
+                    "account on this homeserver, or a shared homeserver"
                 ) from None
-            if exc.errcode == "M_FORBIDDEN":
-                return None
-            # Synapse answers an unknown local user with 404 M_UNKNOWN "No row found".
-            missing = "no row found" in exc.message.lower() or "not found" in exc.message.lower()
-            if missing or exc.errcode in ("M_NOT_FOUND", "M_INVALID_PARAM"):
-                raise _no_such_user(user) from None
             raise
         return str(resp.displayname or "")
 
@@ -226,7 +231,7 @@ class MatrixClient:
             ):
                 if resp.status != 200:
                     data = await resp.json(content_type=None)
-                    raise HomeserverError(
+                    raise homeserver_error(
                         f"changing the password failed: {data.get('error', resp.status)}",
                         data.get("errcode"),
                     )
@@ -266,8 +271,8 @@ class MatrixClient:
         }
         try:
             resp = await self._call(what, self._nio.room_create(alias=alias_localpart, **request))
-        except HomeserverError as exc:
-            if alias_localpart is None or exc.errcode != "M_ROOM_IN_USE":
+        except RoomInUse:
+            if alias_localpart is None:
                 raise
             resp = await self._call(what, self._nio.room_create(**request))
         return RoomID(resp.room_id)
@@ -275,19 +280,17 @@ class MatrixClient:
     async def resolve_alias(self, alias: RoomAlias) -> RoomID | None:
         try:
             resp = await self._call("resolving " + alias, self._nio.room_resolve_alias(alias))
-        except HomeserverError as exc:
-            if exc.errcode == "M_NOT_FOUND":
-                return None
-            raise
+        except NotFound:
+            return None
         return RoomID(resp.room_id)
 
     async def invite(self, room: RoomID, user: UserID) -> None:
         try:
             await self._call(f"inviting {user}", self._nio.room_invite(room, user))
-        except HomeserverError as exc:
-            if "already in the room" not in exc.message and "is already joined" not in (
-                exc.message
-            ):
+        except Forbidden:
+            # Inviting someone already there is refused too: that one is no failure.
+            member = await self.get_state(room, "m.room.member", user) or {}
+            if member.get("membership") not in ("join", "invite"):
                 raise
 
     async def put_state(
@@ -351,10 +354,8 @@ class MatrixClient:
         )
         try:
             content = await self._json(method, path, f"reading {event_type}")
-        except HomeserverError as exc:
-            if exc.errcode in ("M_NOT_FOUND", "M_FORBIDDEN"):
-                return None
-            raise
+        except (NotFound, Forbidden):
+            return None
         return content if isinstance(content, dict) else None
 
     async def creators(self, room: RoomID) -> set[UserID]:
@@ -366,10 +367,8 @@ class MatrixClient:
         )
         try:
             event = await self._json("GET", path, "reading how the room was created")
-        except HomeserverError as exc:
-            if exc.errcode in ("M_NOT_FOUND", "M_FORBIDDEN"):
-                return set()
-            raise
+        except (NotFound, Forbidden):
+            return set()
         if not isinstance(event, dict) or not isinstance(event.get("sender"), str):
             return set()
         extra = (event.get("content") or {}).get("additional_creators") or []
@@ -386,9 +385,7 @@ class MatrixClient:
             raise HomeserverError(f"{what} failed: the homeserver sent no JSON") from None
         if response.status != 200:
             details = data if isinstance(data, dict) else {}
-            raise HomeserverError(
-                f"{what} failed: {details.get('error', response.status)}", details.get("errcode")
-            )
+            raise _error(what, details.get("error", response.status), details.get("errcode"))
         return data
 
     async def send(self, room: RoomID, content: dict[str, Any], txn_id: str) -> EventID:
@@ -428,9 +425,7 @@ class MatrixClient:
             raise HomeserverError("syncing failed: the homeserver sent no JSON") from None
         if response.status != 200 or not isinstance(data, dict):
             details = data if isinstance(data, dict) else {}
-            raise HomeserverError(
-                f"syncing failed: {details.get('error', response.status)}", details.get("errcode")
-            )
+            raise _error("syncing", details.get("error", response.status), details.get("errcode"))
         return data
 
     async def messages_before(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from claudematrix import homeserver
 from claudematrix.config import Config
-from claudematrix.errors import ConfigError, RegistrationFailed, StateCorrupt
+from claudematrix.errors import ConfigError, StateCorrupt, UserInUse
 from claudematrix.identity import ADMIN_SLUG
 from claudematrix.ids import UserID, server_name
 from claudematrix.locks import FileLock
@@ -162,13 +162,11 @@ async def ensure_account(
         if not config.embedded:  # "unreachable" says more than "no registration token"
             await asyncio.to_thread(homeserver.start, config)
         password = secrets.token_urlsafe(24)
-        last: RegistrationFailed | None = None
+        last: UserInUse | None = None
         for localpart in localparts:
             try:
                 creds = await _register(config, localpart, password, admin=admin)
-            except RegistrationFailed as exc:
-                if exc.errcode != "M_USER_IN_USE":
-                    raise
+            except UserInUse as exc:
                 last = exc
                 continue
             save_account(slug, creds, password)

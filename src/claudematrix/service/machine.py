@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from claudematrix.config import Config
-from claudematrix.errors import HomeserverError, RegistrationFailed
+from claudematrix.errors import HomeserverError, UserInUse
 from claudematrix.identity import MACHINE_SLUG
 from claudematrix.ids import RoomAlias, RoomID, UserID, server_name
 from claudematrix.locks import FileLock
@@ -138,9 +138,7 @@ async def _machine(config: Config) -> AsyncIterator[tuple[MatrixClient, _Registr
     localpart = f"cm-machine-{config.machine_id}"
     try:
         creds = await ensure_account(config, MACHINE_SLUG, [localpart])
-    except RegistrationFailed as exc:
-        if exc.errcode != "M_USER_IN_USE":
-            raise
+    except UserInUse:
         # Its credentials were lost: the rooms it owns are only reachable as the same
         # account, so log in to it again rather than start a second machine identity.
         with FileLock(identity_dir(MACHINE_SLUG) / "account.lock"):
