@@ -54,7 +54,12 @@ class Ctx:
         return register(self.url, self.secret(), f"{prefix}-{secrets.token_hex(3)}")
 
     def raw_peer(self, name: str, role: str, user: Raw) -> Peer:
-        spec = {"role": role, "url": self.url, "token": user.token, "user": user.user_id}
+        spec: dict[str, object] = {
+            "role": role,
+            "url": self.url,
+            "token": user.token,
+            "user": user.user_id,
+        }
         return Peer.start(self.env, name, [PYTHON, "-I", str(_BENCH / "_rawpeer.py")], spec)
 
     def raw_peers_ready(self, peers: list[Peer], timeout: float = 60.0) -> None:

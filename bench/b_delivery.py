@@ -16,6 +16,7 @@ in the recipient's hands (reported beside it).
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 
@@ -211,10 +212,10 @@ def bench_throughput(ctx: Ctx) -> list[Row]:
         raw_sent, raw_got = Dist("raw Synapse sends", "msg/s"), Dist("raw delivered", "msg/s")
         our_sent, our_got = Dist("Service.send", "msg/s"), Dist("ours delivered", "msg/s")
         for r in range(rounds):
-            sent, got_rate = cpu_round("raw", raw_pids, lambda r=r: raw_round(f"tp{r}r"))
+            sent, got_rate = cpu_round("raw", raw_pids, functools.partial(raw_round, f"tp{r}r"))
             raw_sent.samples.append(sent)
             raw_got.samples.append(got_rate)
-            sent, got_rate = cpu_round("ours", our_pids, lambda r=r: ours_round(f"tp{r}o"))
+            sent, got_rate = cpu_round("ours", our_pids, functools.partial(ours_round, f"tp{r}o"))
             our_sent.samples.append(sent)
             our_got.samples.append(got_rate)
     finally:

@@ -14,6 +14,7 @@ is connected and its sync loop runs).
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -177,8 +178,8 @@ def bench_scale(ctx: Ctx) -> list[Row]:
             return sample
 
         for i in range(reps):
-            raw.samples.append(accounted("raw", lambda i=i: raw_once(f"f{i}r")))
-            mine.samples.append(accounted("ours", lambda i=i: ours_once(f"f{i}o")))
+            raw.samples.append(accounted("raw", functools.partial(raw_once, f"f{i}r")))
+            mine.samples.append(accounted("ours", functools.partial(ours_once, f"f{i}o")))
         load = {k: round(v / wall[k.split("_")[0]], 2) for k, v in used.items()}
         rss = Dist("VmRSS per MCP server", "MiB", [_rss_mib(p.proc.pid) for p in servers])
         synapse = _synapse_rss(ctx)

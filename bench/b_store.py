@@ -8,6 +8,7 @@ straight on sqlite3 (what SQLite itself needs; ours adds building Message object
 
 from __future__ import annotations
 
+import functools
 import random
 import sqlite3
 import time
@@ -207,6 +208,10 @@ def _fts(text: str) -> str:
     return " ".join('"' + w.replace('"', '""') + '"' for w in text.split())
 
 
+def _raw_search(conn: sqlite3.Connection, query: str) -> list[object]:
+    return list(conn.execute(_SEARCH_SQL, (_fts(query), 20)).fetchall())
+
+
 def _time(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
@@ -243,10 +248,8 @@ def bench_store(ctx: Ctx) -> list[Row]:
             if i >= search_reps:
                 continue
             query = mix[i % len(mix)][0]
-            search[0].samples.append(
-                _time(lambda q=query: plain.execute(_SEARCH_SQL, (_fts(q), 20)).fetchall())
-            )
-            took = _time(lambda q=query: store.search(q))
+            search[0].samples.append(_time(functools.partial(_raw_search, plain, query)))
+            took = _time(functools.partial(store.search, query))
             search[1].samples.append(took)
             per_query[query].append(took)
     finally:

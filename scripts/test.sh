@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup-dev.sh
 export CLAUDEMATRIX_SYNAPSE_VENV="$PWD/.cache/synapse-venv"
 .venv/bin/ruff check src tests bench scripts
+.venv/bin/ruff format --check src tests bench scripts
+.venv/bin/mypy
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -10,6 +10,7 @@ import json
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 from integration.harness import (
     PROFILE_EVENT,
@@ -46,7 +47,7 @@ def test_no_member_can_widen_the_lobby_or_a_project_room(
                 "POST", f"/_matrix/client/v3/rooms/{evil.q(room)}/kick", {"user_id": victim.user_id}
             )[0]
         )
-        forged = {
+        forged: dict[tuple[str, str], dict[str, Any]] = {
             ("m.room.join_rules", ""): {"join_rule": "public"},
             ("m.room.history_visibility", ""): {"history_visibility": "world_readable"},
             ("m.room.power_levels", ""): {"users": {hostile.user_id: 100}, "invite": 0},
@@ -90,7 +91,7 @@ def test_no_member_can_widen_a_circle_or_a_dm(
 
     def joined() -> bool:
         friend.inbox()  # a sync: the friend (who trusts the owner) joins the invitation
-        return fraw.attempt("GET", member)[1].get("membership") == "join"
+        return bool(fraw.attempt("GET", member)[1].get("membership") == "join")
 
     wait_until(joined, 30, "the friend to join the circle")
     assert _denied(fraw.invite(circle, stranger.user_id)), "a trusted member widened my circle"
@@ -148,8 +149,8 @@ def test_old_rooms_are_brought_to_the_rules_and_outsiders_removed(
     # The victim publishes: the outsiders are removed first, then the status goes out.
     status = f"private status {tag}"
     victim.run("set-status", status)
-    for guest in (stranger, outsider.raw()):
-        assert guest.membership(lobby, guest.user_id) == "leave"
+    for guest_raw in (stranger, outsider.raw()):
+        assert guest_raw.membership(lobby, guest_raw.user_id) == "leave"
     assert status not in json.dumps(
         stranger.attempt("GET", f"/_matrix/client/v3/rooms/{stranger.q(lobby)}/state")[1]
     )

@@ -70,7 +70,7 @@ def _no_forged_lines(text: str, where: str) -> None:
 
 def _publish_hostile_profile(hostile: Who, rooms: tuple[str, str]) -> None:
     evil = hostile.raw()
-    profile = {
+    profile: dict[str, Any] = {
         field: f"{field} {JUNK}"
         for field in ("display_name", "short_name", "project", "branch", "host", "status", "task")
     }

@@ -330,10 +330,9 @@ def test_port_change_regenerates_config_and_keeps_accounts(
     assert stop(config) is True
     state = start(moved)
     assert state.running and state.url == f"http://127.0.0.1:{new_port}"
-    assert (
-        load_yaml(isolated_home / "homeserver" / "homeserver.yaml")["listeners"][0]["port"]
-        == new_port
-    )
+    settings = load_yaml(isolated_home / "homeserver" / "homeserver.yaml")
+    assert isinstance(settings, dict) and isinstance(settings["listeners"], list)
+    assert settings["listeners"][0]["port"] == new_port
     assert registration_shared_secret(moved) == secret
     with pytest.raises(RegistrationFailed) as caught:
         register_account(moved.homeserver_url, secret, "carol", "pw")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import os
 import random
@@ -108,7 +109,7 @@ class Procs:
     def finish(self, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
         """Wait for a process that should end by itself, and require success."""
         code = proc.wait(timeout=timeout)
-        assert code == 0, f"{proc.args[-4:]} exited {code}:\n{self.output()}"
+        assert code == 0, f"{proc.args!r} exited {code}:\n{self.output()}"
 
     def output(self) -> str:
         return "\n".join(
@@ -194,6 +195,10 @@ def incoming(db: Path, sender: str) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
+def _holds_at_least(db: Path, sender: str, count: int) -> bool:
+    return len(incoming(db, sender)) >= count
+
+
 def assert_exactly_once(got: list[str], prefix: str, count: int, *, ordered: bool) -> None:
     want = [f"{prefix} {i}" for i in range(count)]
     dupes = {s: n for s, n in collections.Counter(got).items() if n > 1}
@@ -236,7 +241,7 @@ def test_consumer_killed_at_random_moments_loses_and_duplicates_nothing(shared: 
             # Kill as soon as a few more messages have landed: the loop is busy syncing.
             target = min(count, len(incoming(db, a_id)) + rng.randint(1, 8))
             wait_for(
-                lambda t=target: len(incoming(db, a_id)) >= t,
+                functools.partial(_holds_at_least, db, a_id, target),
                 90,
                 f"{target} messages {context}:\n{shared.output()}",
             )

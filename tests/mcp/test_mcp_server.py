@@ -39,7 +39,7 @@ async def wait_for_header(s: McpSession, needle: str, timeout: float = 30) -> st
         lines = [line for line in text.splitlines() if needle in line]
         if lines:
             assert len(lines) == 1, text
-            return lines[0]
+            return str(lines[0])
         if time.monotonic() > deadline:
             raise AssertionError(f"no header with {needle!r} in {timeout} s; inbox: {text}")
         await anyio.sleep(0.05)

@@ -192,7 +192,7 @@ def test_inbox_is_newest_first_with_unread_filter_and_limit(store: Store) -> Non
     store.commit_sync(SyncBatch(next_batch="t", messages=[msg(i) for i in range(1, 6)]))
     assert [m.subject for m in store.inbox()] == [f"subject {i}" for i in (5, 4, 3, 2, 1)]
     assert [m.subject for m in store.inbox(limit=2)] == ["subject 5", "subject 4"]
-    local_ids = [m.local_id for m in store.inbox()]
+    local_ids = [m.local_id or 0 for m in store.inbox()]
     assert local_ids == sorted(local_ids, reverse=True)
     assert store.unread_count() == 5
 

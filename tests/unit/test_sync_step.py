@@ -27,14 +27,20 @@ class CannedClient:
     def __init__(self, response: dict[str, Any]) -> None:
         self.response = response
 
-    async def sync(self, since: str | None, timeout_ms: int, *, full_state: bool = False):  # noqa: ANN201
+    async def sync(
+        self, since: str | None, timeout_ms: int, *, full_state: bool = False
+    ) -> dict[str, Any]:
         return self.response
 
-    async def messages_before(self, room: RoomID, token: str | None, limit: int = 100):  # noqa: ANN201
+    async def messages_before(
+        self, room: RoomID, token: str | None, limit: int = 100
+    ) -> tuple[list[dict[str, Any]], str | None]:
         return [], None
 
 
-def _event(kind: str, sender: UserID, content: dict[str, Any], n: int, **extra: Any) -> dict:
+def _event(
+    kind: str, sender: UserID, content: dict[str, Any], n: int, **extra: Any
+) -> dict[str, Any]:
     return {
         "type": kind,
         "sender": sender,
