@@ -159,7 +159,7 @@ class _Session:
 
     def new_mail(self) -> None:
         from claudematrix.ids import EventID
-        from claudematrix.notify import signal_new_mail
+        from claudematrix.local.markers import signal_new_mail
         from claudematrix.store import SyncBatch
         from claudematrix.types import Direction, Label, Message
 

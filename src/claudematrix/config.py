@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from claudematrix.errors import ConfigError
+from claudematrix.local import layout
 from claudematrix.paths import read_json, state_dir, write_json_private
 
 __all__ = ["Config", "load_config", "DEFAULT_PORT", "DEFAULT_SERVER_NAME"]
@@ -74,7 +75,7 @@ class Config:
 
 
 def _config_path(home: Path) -> Path:
-    return home / "config.json"
+    return home / layout.CONFIG
 
 
 def _first_init(home: Path) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 
 from claudematrix.ids import IdentityName, parse_identity_name, sanitize_localpart
+from claudematrix.local import layout
 from claudematrix.workspace import Workspace
 
 __all__ = [
@@ -21,12 +22,12 @@ __all__ = [
 ]
 
 OWNER = IdentityName("owner")
-# Not valid IdentityNames (leading underscore), so no --as can ever collide with them.
-MACHINE_SLUG = "_machine"
-# A homeserver admin account, made only where the state dir holds the registration secret
-# (which can make admins anyway): to tell whether a user exists now that profiles are
-# private, and to give a session whose credentials were lost its own account back.
-ADMIN_SLUG = "_admin"
+# Not valid IdentityNames (leading underscore), so no --as can ever collide with them. The
+# admin account is made only where the state dir holds the registration secret (which can
+# make admins anyway): to tell whether a user exists now that profiles are private, and to
+# give a session whose credentials were lost its own account back.
+MACHINE_SLUG = layout.MACHINE
+ADMIN_SLUG = layout.ADMIN
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
 

@@ -29,9 +29,9 @@ from claudematrix.errors import (
     HomeserverUnavailable,
     LockHeld,
 )
-from claudematrix.headers import person
 from claudematrix.identity import Identity, resolve_identity
 from claudematrix.ids import parse_user_id
+from claudematrix.local.headers import person
 from claudematrix.render import UNTRUSTED_NOTE, contact_line, framed_body, header_line
 from claudematrix.service import Service
 from claudematrix.service.people import opens_up

@@ -1,4 +1,7 @@
-"""Where state lives, and writing it safely: dirs 0700, secrets 0600, atomic replace."""
+"""Where state lives, and writing it safely: dirs 0700, secrets 0600, atomic replace.
+
+Where is decided by claudematrix.local.layout (one rule, shared with the hooks); this module
+makes the dirs and writes the files."""
 
 from __future__ import annotations
 
@@ -9,27 +12,21 @@ from pathlib import Path
 from typing import Any
 
 from claudematrix.errors import StateCorrupt
+from claudematrix.local import layout
 
 __all__ = [
-    "HOME_ENV",
     "state_dir",
     "ensure_dir",
     "write_private",
     "write_json_private",
     "read_json",
-    "homeserver_dir",
-    "identities_dir",
     "identity_dir",
 ]
 
-HOME_ENV = "CLAUDEMATRIX_HOME"
-
 
 def state_dir() -> Path:
-    """The state dir: $CLAUDEMATRIX_HOME, else ~/.claudematrix. Created 0700."""
-    override = os.environ.get(HOME_ENV)
-    path = Path(override).expanduser() if override else Path.home() / ".claudematrix"
-    return ensure_dir(path)
+    """The state dir (claudematrix.local.layout.state_dir), created 0700."""
+    return ensure_dir(Path(layout.state_dir()))
 
 
 _ENSURED: set[Path] = set()
@@ -46,16 +43,9 @@ def ensure_dir(path: Path) -> Path:
     return path
 
 
-def homeserver_dir() -> Path:
-    return ensure_dir(state_dir() / "homeserver")
-
-
-def identities_dir() -> Path:
-    return ensure_dir(state_dir() / "identities")
-
-
 def identity_dir(slug: str) -> Path:
-    return ensure_dir(identities_dir() / slug)
+    """An identity's dir (claudematrix.local.layout.identity_dir), created 0700."""
+    return ensure_dir(ensure_dir(state_dir() / layout.IDENTITIES) / slug)
 
 
 def write_private(path: Path, data: str | bytes) -> None:

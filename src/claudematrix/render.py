@@ -1,8 +1,8 @@
 """How messages, contacts and requests look to people and to Claude.
 
-Headers have one format, in `claudematrix.headers` (which the hooks share); this module adapts
+Headers have one format, in `claudematrix.local.headers` (which the hooks share); this module adapts
 Message and Contact objects to it and frames bodies. Every field a sender controls passes
-`claudematrix.untrusted` here, for the MCP tools, the CLI's text and its --json alike.
+`claudematrix.local.untrusted` here, for the MCP tools, the CLI's text and its --json alike.
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from claudematrix import headers
-from claudematrix.headers import UNTRUSTED_NOTE, format_time, person
-from claudematrix.types import Audience, Contact, Message
-from claudematrix.untrusted import (
+from claudematrix.local import headers
+from claudematrix.local.headers import UNTRUSTED_NOTE, format_time, person
+from claudematrix.local.untrusted import (
     FIELD_MAX,
     ID_MAX,
     NAME_MAX,
@@ -24,6 +23,7 @@ from claudematrix.untrusted import (
     one_line,
     quoted,
 )
+from claudematrix.types import Audience, Contact, Message
 
 __all__ = [
     "header_line",

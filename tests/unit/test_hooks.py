@@ -19,18 +19,16 @@ from typing import Any
 
 import pytest
 
-from claudematrix.hooks import (
+from claudematrix.hooks import EVENTS, session_id_of
+from claudematrix.ids import EventID, RoomID, UserID
+from claudematrix.local.layout import (
     ANNOUNCED_MARKER,
-    EVENTS,
     MAIL_MARKER,
     OFFLINE_FLAG,
     TURN_STATE,
-    has_new_mail,
-    is_session_id,
-    session_id_of,
+    is_identity_name,
 )
-from claudematrix.ids import EventID, RoomID, UserID
-from claudematrix.notify import signal_new_mail
+from claudematrix.local.markers import has_new_mail, signal_new_mail
 from claudematrix.store import Membership, Request, RoomRecord, Store, SyncBatch
 from claudematrix.types import Direction, Label, Message
 
@@ -214,7 +212,7 @@ def test_session_id_is_read_without_a_parser() -> None:
         b'{"session_id": "unterminated',
     ):
         assert session_id_of(bad) is None, bad
-    assert is_session_id(SID) and not is_session_id("..") and not is_session_id("é")
+    assert is_identity_name(SID) and not is_identity_name("..") and not is_identity_name("é")
 
 
 def test_markers_decide_without_the_store(world: World) -> None:
@@ -538,7 +536,7 @@ def test_messaging_socket_nudge_is_opt_in_and_only_when_idle(
     import socket
     import threading
 
-    from claudematrix.notify import NUDGE_TEXT, messaging_socket_enabled
+    from claudematrix.local.markers import NUDGE_TEXT, messaging_socket_enabled
 
     path = str(tmp_path / "cc.sock")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

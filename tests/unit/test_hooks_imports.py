@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from claudematrix.hooks import TURN_STATE
+from claudematrix.local.layout import TURN_STATE
 from unit.test_hooks import PYTHON, REPO, World, hook_env, payload
 
 SRC = REPO / "src"
@@ -86,13 +86,24 @@ def third_party(modules: list[str]) -> list[str]:
     ]
 
 
+# The fast path: the hooks package and the two pieces of the on-disk contract it reads (where
+# the files are, and the markers), each importing only `sys` and the built-in `posix`.
+FAST_PATH = [
+    "claudematrix",
+    "claudematrix.hooks",
+    "claudematrix.local",
+    "claudematrix.local.layout",
+    "claudematrix.local.markers",
+]
+
+
 def test_nothing_new_imports_only_the_hooks_package(world: World, tmp_path: Path) -> None:
     world.mail()
     assert imported("post-tool-use", payload("post-tool-use"), tmp_path)[1]  # announces
     for event in ("post-tool-use", "user-prompt-submit", "stop"):
         code, modules = imported(event, payload(event), tmp_path)
         assert code == 0
-        assert modules == ["claudematrix", "claudematrix.hooks"], (event, modules)
+        assert modules == FAST_PATH, (event, modules)
 
 
 @pytest.mark.parametrize(

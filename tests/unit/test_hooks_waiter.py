@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from claudematrix.hooks import OFFLINE_FLAG, TURN_STATE, WAITER_PID
 from claudematrix.hooks._waiter import BUSY_GRACE_S, wanted
-from claudematrix.notify import signal_new_mail
+from claudematrix.local.layout import OFFLINE_FLAG, TURN_STATE, WAITER_PID
+from claudematrix.local.markers import signal_new_mail
 from unit.test_hooks import (
     BODY,
     PYTHON,

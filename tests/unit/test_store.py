@@ -11,7 +11,7 @@ import pytest
 
 from claudematrix.errors import StateCorrupt, UnknownMessage
 from claudematrix.ids import EventID, RoomID, UserID
-from claudematrix.store import Request, RoomRecord, Store, SyncBatch
+from claudematrix.store import Membership, Request, RoomRecord, Store, SyncBatch
 from claudematrix.store.migrations import MIGRATIONS, SCHEMA_VERSION, migrate
 from claudematrix.types import Direction, Label, Message
 
@@ -353,3 +353,44 @@ def test_requests_of_schema_2_survive_the_move_to_one_per_sender(tmp_path: Path)
             Request(RoomID("!r:x"), UserID("@mallory:x"), "", 6, False, False, "message")
         )
         assert {r.inviter for r in migrated.requests()} == {"@eve:x", "@mallory:x"}
+
+
+def test_where_a_user_stands_by_rooms_and_trust(store: Store) -> None:
+    """The hooks' query, which Directory.audience_of uses too: a shared project room, else
+    the machine lobby, else trust; rooms I left prove nothing."""
+    users = {
+        "same project": UserID("@cc-proj:localhost"),
+        "same machine": UserID("@cc-lobby:localhost"),
+        "both": UserID("@cc-both:localhost"),
+        "trusted remote": UserID("@t:example.org"),
+        "left room": UserID("@cc-left:localhost"),
+        "remote": UserID("@s:example.org"),
+    }
+    project, lobby, gone = RoomID("!p:l"), RoomID("!l:l"), RoomID("!g:l")
+    store.commit_sync(
+        SyncBatch(
+            next_batch="s",
+            rooms=[
+                RoomRecord(project, "project"),
+                RoomRecord(lobby, "lobby"),
+                RoomRecord(gone, "project", joined=False),
+            ],
+            memberships=[
+                Membership(project, users["same project"], "", True),
+                Membership(lobby, users["same machine"], "", True),
+                Membership(project, users["both"], "", True),
+                Membership(lobby, users["both"], "", True),
+                Membership(gone, users["left room"], "", True),
+            ],
+        )
+    )
+    store.set_trusted(users["trusted remote"], True)
+    expected = {
+        "same project": "same project",
+        "same machine": "same machine",
+        "both": "same project",
+        "trusted remote": "trusted remote",
+        "left room": "remote",
+        "remote": "remote",
+    }
+    assert {k: store.where(u) for k, u in users.items()} == expected

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from claudematrix.untrusted import body_text, fence, one_line, quoted, unsafe_characters
+from claudematrix.local.untrusted import body_text, fence, one_line, quoted, unsafe_characters
 
 # (hostile input, what a single-line field shows)
 ONE_LINE = [

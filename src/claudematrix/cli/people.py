@@ -12,12 +12,12 @@ import click
 from claudematrix.cli._app import cli, emit_json, json_option, run_as
 from claudematrix.cli._consent import person_confirms
 from claudematrix.ids import parse_user_id
+from claudematrix.local.untrusted import ID_MAX, NAME_MAX, one_line
 from claudematrix.render import format_time, request_line
 from claudematrix.service import Service
 from claudematrix.service.people import opens_up
 from claudematrix.store import Request
 from claudematrix.types import Label
-from claudematrix.untrusted import ID_MAX, NAME_MAX, one_line
 
 _yes = click.option(
     "--yes", "-y", is_flag=True, help="Confirm without a prompt (not inside Claude Code)."

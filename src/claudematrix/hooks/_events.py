@@ -9,25 +9,23 @@ from __future__ import annotations
 import os
 import sys
 
-from claudematrix.headers import Header, notification, requests_block
-from claudematrix.hooks import (
-    ANNOUNCED_MARKER,
+from claudematrix.hooks import _jsonlite
+from claudematrix.hooks._announce import announce, own_user_ids
+from claudematrix.local import mailbox
+from claudematrix.local.layout import (
     OFFLINE_FLAG,
     WAITER_LOCK,
     WAITER_PID,
-    _db,
-    _jsonlite,
-    identity_path,
-    is_session_id,
-    poke,
-    set_turn,
+    identity_dir,
+    is_identity_name,
 )
+from claudematrix.local.markers import poke, set_turn
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~7 ms
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["run", "announce", "own_user_ids", "hook_output"]
+__all__ = ["run", "hook_output"]
 
 _EVENT_NAMES = {
     "session-start": "SessionStart",
@@ -37,9 +35,6 @@ _EVENT_NAMES = {
     "stop-wait": "Stop",
     "session-end": "SessionEnd",
 }
-# claudematrix.types.Audience values (a unit test checks they match).
-_SELF = "self"
-_REMOTE = "remote"
 
 
 def run(event: str, raw: bytes) -> int:
@@ -52,9 +47,9 @@ def run(event: str, raw: bytes) -> int:
     if not isinstance(data, dict):
         return 0
     sid = data.get("session_id")
-    if not isinstance(sid, str) or not is_session_id(sid):
+    if not isinstance(sid, str) or not is_identity_name(sid):
         return 0
-    identity = identity_path(sid)
+    identity = identity_dir(sid)
     if event == "session-start":
         return session_start(identity, data)
     if event == "session-end":
@@ -84,78 +79,6 @@ def hook_output(event_name: str, context: str) -> None:
     sys.stdout.flush()
 
 
-def _touch(path: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    os.close(fd)
-    os.utime(path, None)
-
-
-def announce(identity: str) -> str | None:
-    """Claim all unannounced mail of this identity and return its notification block.
-
-    The announced marker is touched *before* the store is read: mail committed after that
-    leaves mail.marker at least as new, so the next hook looks again. If claiming fails the
-    marker is removed, so the next hook retries instead of believing all was said.
-    """
-    marker = identity + "/" + ANNOUNCED_MARKER
-    try:
-        _touch(marker)
-    except FileNotFoundError:
-        return None  # no identity dir: no store, no mail
-    try:
-        conn = _db.connect(identity)
-        if conn is None:
-            return None
-
-        def say(
-            headers: list[Header], count: int, requests: list[tuple[str, str]], asked: int
-        ) -> str | None:
-            blocks = []
-            if headers:
-                blocks.append(notification(headers, count, _where_of(identity, conn, headers)))
-            if requests:
-                blocks.append(requests_block(requests, asked))
-            return "\n".join(blocks) or None
-
-        try:
-            return _db.claim(conn, say)
-        finally:
-            conn.close()
-    except BaseException:
-        try:  # noqa: SIM105 - contextlib costs an import on the hot path
-            os.unlink(marker)
-        except OSError:
-            pass
-        raise
-
-
-def own_user_ids(identity: str) -> tuple[str | None, str | None]:
-    """(this session's Matrix ID, the owner's Matrix ID), from their account.json files."""
-    return _account_user(identity), _account_user(os.path.dirname(identity) + "/owner")
-
-
-def _account_user(identity: str) -> str | None:
-    try:
-        with open(identity + "/account.json", encoding="utf-8") as handle:
-            data = _jsonlite.loads(handle.read())
-    except (OSError, ValueError):
-        return None
-    user = data.get("user_id") if isinstance(data, dict) else None
-    return user if isinstance(user, str) and user else None
-
-
-def _where_of(identity: str, conn: Any, headers: list[Header]) -> Any:
-    """Where each sender stands, as claudematrix.service.Service.where decides it."""
-    me, owner = own_user_ids(identity)
-    selves = {u for u in (me, owner) if u}
-    known = _db.audiences(conn, {h.sender for h in headers} - selves)
-
-    def where(h: Header) -> str:
-        return _SELF if h.sender in selves else known.get(h.sender, _REMOTE)
-
-    return where
-
-
 # --- events ------------------------------------------------------------------------------
 
 
@@ -167,13 +90,13 @@ def session_start(identity: str, data: dict[str, Any]) -> int:
         pass
     set_turn(identity, b"idle")
     me, _owner = own_user_ids(identity)
-    conn = _db.connect(identity)
+    conn = mailbox.connect(identity)
     name, mode, unread = "", "private", 0
     if conn is not None:
         try:
-            name = _db.setting(conn, "display_name") or ""
-            mode = _db.setting(conn, "mode") or mode
-            unread = _db.unread_count(conn)
+            name = mailbox.setting(conn, "display_name") or ""
+            mode = mailbox.setting(conn, "mode") or mode
+            unread = mailbox.unread_count(conn)
         finally:
             conn.close()
     if me:

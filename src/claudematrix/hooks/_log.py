@@ -5,18 +5,17 @@ from __future__ import annotations
 import os
 import time
 
-from claudematrix.hooks import state_dir
+from claudematrix.local.layout import HOOKS_LOG, state_dir
 
-__all__ = ["LOG_NAME", "log", "log_exception"]
+__all__ = ["log", "log_exception"]
 
-LOG_NAME = "hooks.log"
 _MAX_BYTES = 1 << 20
 
 
 def log(event: str, text: str) -> None:
     base = state_dir()
     os.makedirs(base, mode=0o700, exist_ok=True)
-    path = os.path.join(base, LOG_NAME)
+    path = os.path.join(base, HOOKS_LOG)
     try:
         if os.stat(path).st_size > _MAX_BYTES:
             os.replace(path, path + ".1")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from claudematrix.hooks import _jsonlite
+from claudematrix.local.layout import TASK_FILE
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~7 ms
 if TYPE_CHECKING:
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
 __all__ = ["TASK_TOOLS", "TASK_FILE", "record"]
 
 TASK_TOOLS = ("TodoWrite", "TaskCreate", "TaskUpdate")
-TASK_FILE = "task.json"
 _MAX_TEXT = 200
 
 

@@ -4,7 +4,8 @@ Claude Code runs it in the background after every turn; when it exits 2 its stde
 headers) reaches Claude and an idle session wakes up and starts a turn. Rules:
 - one waiter per session: `waiter.lock` (flock); a second one exits 0 at once;
 - no CPU while waiting: it blocks in poll() on `wake.fifo` (opened read-write, so it never
-  sees EOF; notify.signal_new_mail writes a byte after each commit of new mail), on a pidfd of
+  sees EOF; claudematrix.local.markers.signal_new_mail writes a byte after each commit of
+  new mail), on a pidfd of
   the Claude Code process (Linux), and, for `claude -p --input-format stream-json`, on the
   hang-up of Claude Code's stdin; a 30 s timeout only re-checks that the session still exists;
 - it ends with the session: Claude Code gone, its input closed, the `offline` flag that
@@ -24,16 +25,9 @@ import stat
 import sys
 import time
 
-from claudematrix.hooks import (
-    OFFLINE_FLAG,
-    TURN_STATE,
-    WAITER_LOCK,
-    WAITER_PID,
-    WAKE_FIFO,
-    has_new_mail,
-    set_turn,
-)
-from claudematrix.hooks._events import announce
+from claudematrix.hooks._announce import announce
+from claudematrix.local.layout import OFFLINE_FLAG, TURN_STATE, WAITER_LOCK, WAITER_PID, WAKE_FIFO
+from claudematrix.local.markers import has_new_mail, set_turn
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~7 ms
 if TYPE_CHECKING:
@@ -84,7 +78,7 @@ def wanted(claude_pid: int, environ: dict[str, str] | None = None) -> bool:
         return False
     if choice in _ON:
         return True
-    from claudematrix.notify import messaging_socket_enabled
+    from claudematrix.local.markers import messaging_socket_enabled
 
     if messaging_socket_enabled(env):
         return False  # the sync loop wakes idle sessions through the messaging socket

@@ -13,6 +13,7 @@ from claudematrix.config import Config
 from claudematrix.errors import ConfigError, StateCorrupt, UserInUse
 from claudematrix.identity import ADMIN_SLUG
 from claudematrix.ids import UserID, server_name
+from claudematrix.local import layout
 from claudematrix.locks import FileLock
 from claudematrix.matrix import MatrixClient, SessionCredentials
 from claudematrix.paths import identity_dir, read_json, state_dir, write_json_private
@@ -32,7 +33,7 @@ __all__ = [
 
 def account_path(slug: str) -> Path:
     """Where an identity's account lives; looking does not create anything."""
-    return state_dir() / "identities" / slug / "account.json"
+    return state_dir() / layout.IDENTITIES / slug / layout.ACCOUNT
 
 
 def load_account(config: Config, slug: str) -> SessionCredentials | None:
@@ -150,7 +151,7 @@ async def ensure_account(
     existing = load_account(config, slug)
     if existing is not None:
         return existing
-    with FileLock(identity_dir(slug) / "account.lock"):
+    with FileLock(identity_dir(slug) / layout.ACCOUNT_LOCK):
         existing = load_account(config, slug)  # made by a concurrent process meanwhile
         if existing is not None:
             return existing

@@ -19,6 +19,8 @@ from claudematrix.config import Config
 from claudematrix.errors import HomeserverError
 from claudematrix.identity import Identity, display_name_for, neutral_name
 from claudematrix.ids import EventID, RoomID, UserID
+from claudematrix.local import layout
+from claudematrix.local.untrusted import FIELD_MAX, NAME_MAX, STATUS_MAX, one_line
 from claudematrix.matrix import MatrixClient
 from claudematrix.matrix.content import PRESENCE_EVENT, PROFILE_EVENT
 from claudematrix.matrix.rooms import create_invite_only_room
@@ -27,7 +29,6 @@ from claudematrix.service.guard import Guard
 from claudematrix.service.machine import is_local, join_machine_rooms, public_room
 from claudematrix.store import Membership, Person, RoomRecord, Store, SyncBatch
 from claudematrix.types import Audience, Contact, Label
-from claudematrix.untrusted import FIELD_MAX, NAME_MAX, STATUS_MAX, one_line
 from claudematrix.workspace import Workspace
 
 __all__ = ["Directory", "Timing", "ROOM_AUDIENCE"]
@@ -82,7 +83,7 @@ class Directory:
         self._progress = progress
         self.guard = Guard(config, store, client, self.proven_audience_of, self.refresh_memberships)
         self.timing = Timing.from_env()
-        self._task_file = identity_dir(identity.slug) / "task.json"
+        self._task_file = identity_dir(identity.slug) / layout.TASK_FILE
         self._task_seen = 0
         self.long_lived = False  # set by the MCP server, which keeps a heartbeat
 
@@ -95,14 +96,7 @@ class Directory:
         """Where `user` stands, as the store knows it (what contacts and headers show)."""
         if user in (self._me(), self._owner()):
             return Audience.SELF
-        rooms = self.store.rooms_of(user)
-        if rooms & set(self.store.rooms_of_kind("project")):
-            return Audience.PROJECT
-        if rooms & set(self.store.rooms_of_kind("lobby")):
-            return Audience.MACHINE
-        if user in self.store.trusted():
-            return Audience.TRUSTED
-        return Audience.ANYONE
+        return Audience(self.store.where(user))
 
     def proven_audience_of(self, user: UserID) -> Audience:
         """Where `user` stands, for deciding what may reach them. Membership of the lobby or

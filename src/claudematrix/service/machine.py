@@ -27,6 +27,7 @@ from claudematrix.config import Config
 from claudematrix.errors import HomeserverError, UserInUse
 from claudematrix.identity import MACHINE_SLUG
 from claudematrix.ids import RoomAlias, RoomID, UserID, server_name
+from claudematrix.local import layout
 from claudematrix.locks import FileLock
 from claudematrix.matrix import MatrixClient
 from claudematrix.matrix.content import MEMBER_STATE
@@ -72,7 +73,7 @@ def is_local(config: Config, user: UserID) -> bool:
     """Is `user` an identity of this state dir? Cached; looked up again (at most once a
     second) for a user not seen before, such as a session that just started."""
     global _roster
-    root = state_dir() / "identities"
+    root = state_dir() / layout.IDENTITIES
     now = time.monotonic()
     fresh = _roster is not None and _roster[1] == root and now - _roster[0] < _ROSTER_TTL_S
     if _roster is not None and _roster[1] == root and (user in _roster[2] or fresh):
@@ -85,8 +86,8 @@ def is_local(config: Config, user: UserID) -> bool:
 def local_users(config: Config) -> set[UserID]:
     """Every Matrix account this state dir holds credentials for: this machine's identities."""
     found: set[UserID] = set()
-    root = state_dir() / "identities"
-    for account in root.glob("*/account.json"):
+    root = state_dir() / layout.IDENTITIES
+    for account in root.glob(f"*/{layout.ACCOUNT}"):
         try:
             data = read_json(account)
         except Exception:  # noqa: BLE001 - a broken file is someone else's error to report
@@ -141,15 +142,15 @@ async def _machine(config: Config) -> AsyncIterator[tuple[MatrixClient, _Registr
     except UserInUse:
         # Its credentials were lost: the rooms it owns are only reachable as the same
         # account, so log in to it again rather than start a second machine identity.
-        with FileLock(identity_dir(MACHINE_SLUG) / "account.lock"):
+        with FileLock(identity_dir(MACHINE_SLUG) / layout.ACCOUNT_LOCK):
             creds = load_account(config, MACHINE_SLUG) or await recover_account(
                 config, MACHINE_SLUG, localpart
             )
-    lock = FileLock(state_dir() / "machine-rooms.lock")
+    lock = FileLock(state_dir() / layout.MACHINE_ROOMS_LOCK)
     await asyncio.to_thread(lock.acquire)
     machine = MatrixClient(creds)
     try:
-        registry = _Registry(identity_dir(MACHINE_SLUG) / "rooms.json")
+        registry = _Registry(identity_dir(MACHINE_SLUG) / layout.ROOMS_REGISTRY)
         yield machine, registry
         registry.save()
     finally:

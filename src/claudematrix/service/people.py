@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from claudematrix.config import Config
 from claudematrix.errors import (
     ClaudeMatrixError,
     ConsentRequired,
@@ -20,17 +21,36 @@ from claudematrix.errors import (
     UnknownRecipient,
 )
 from claudematrix.ids import RoomID, UserID, parse_user_id
+from claudematrix.local.untrusted import STATUS_MAX, unsafe_characters
+from claudematrix.matrix import MatrixClient
+from claudematrix.service.directory import Directory
 from claudematrix.service.recipients import existing_user
-from claudematrix.store import Request
+from claudematrix.store import Request, RoomRecord, Store
 from claudematrix.types import Label
-from claudematrix.untrusted import STATUS_MAX, unsafe_characters
-
-if TYPE_CHECKING:
-    from claudematrix.service.session import Service
 
 __all__ = ["People", "Accepted", "opens_up"]
 
 _OPENNESS = [Label.SECRET, Label.PRIVATE, Label.TRUSTED, Label.PUBLIC]
+
+
+class Host(Protocol):
+    """What People needs of the identity it serves (claudematrix.service.Service is one)."""
+
+    config: Config
+    store: Store
+    directory: Directory
+
+    def require_client(self) -> MatrixClient: ...
+
+    async def join_invitation(
+        self, room_id: RoomID, inviter: UserID, direct: bool
+    ) -> RoomRecord | None: ...
+
+    def signal_new_mail(self, newest_id: int) -> None: ...
+
+    def try_own_sync(self) -> bool: ...
+
+    async def sync(self, timeout_ms: int = 0) -> list[int]: ...
 
 
 @dataclass(frozen=True)
@@ -51,7 +71,7 @@ def _person_only(action: str, command: str) -> ConsentRequired:
 
 
 class People:
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Host) -> None:
         self.service = service
 
     async def set_mode(self, mode: str | Label, *, confirmed: bool) -> Label:
@@ -88,7 +108,7 @@ class People:
 
     async def _existing_user(self, user: str) -> UserID:
         user_id = parse_user_id(user.strip())
-        await existing_user(self.service.config, self.service._require_client(), user_id)
+        await existing_user(self.service.config, self.service.require_client(), user_id)
         return user_id
 
     async def trust(self, user: str, *, confirmed: bool) -> UserID:
@@ -105,7 +125,7 @@ class People:
 
     async def share_circle_with(self, user: UserID, mode: Label) -> None:
         circle = await self.service.directory.circle()
-        await self.service._require_client().invite(circle, user)
+        await self.service.require_client().invite(circle, user)
         await self.service.directory.publish(mode)
 
     async def share_circle(self, mode: Label) -> None:
@@ -116,7 +136,7 @@ class People:
     async def untrust(self, user: str) -> UserID:
         user_id = parse_user_id(user.strip())
         self.service.store.set_trusted(user_id, False)
-        client = self.service._require_client()
+        client = self.service.require_client()
         for circle in self.service.store.rooms_of_kind("circle"):
             if user_id in self.service.store.members(circle):
                 await client.kick(circle, user_id)
@@ -126,7 +146,7 @@ class People:
         user_id = parse_user_id(user.strip())
         self.service.store.set_blocked(user_id, True)
         self.service.store.drop_held(user_id)
-        client = self.service._require_client()
+        client = self.service.require_client()
         for request in self.service.store.drop_requests_from(user_id):
             if request.kind == "invite":
                 with contextlib.suppress(HomeserverError):
@@ -163,7 +183,7 @@ class People:
         for request in store.drop_requests_from(user_id):
             if request.kind != "invite":
                 continue
-            record = await self.service._join_invite(
+            record = await self.service.join_invitation(
                 request.room_id, user_id, direct=request.is_direct
             )
             if record is not None:
@@ -171,7 +191,7 @@ class People:
                 joined.append(record.room_id)
         released = store.release_held(user_id)
         if released:
-            self.service._signal_new_mail(max(released))
+            self.service.signal_new_mail(max(released))
         if joined and self.service.try_own_sync():
             await self.service.sync()
         return Accepted(joined, len(released))

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from claudematrix import homeserver
 from claudematrix.config import Config
 from claudematrix.errors import UnknownRecipient
-from claudematrix.headers import person
 from claudematrix.ids import (
     RoomID,
     UserID,
@@ -21,6 +20,7 @@ from claudematrix.ids import (
     parse_user_id,
     server_name,
 )
+from claudematrix.local.headers import person
 from claudematrix.matrix import MatrixClient
 from claudematrix.service.accounts import admin_credentials
 from claudematrix.types import Contact

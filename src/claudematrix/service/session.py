@@ -27,6 +27,8 @@ from claudematrix.errors import (
 )
 from claudematrix.identity import OWNER, Identity
 from claudematrix.ids import RoomAlias, RoomID, UserID
+from claudematrix.local import layout
+from claudematrix.local.untrusted import SUBJECT_MAX, unsafe_characters
 from claudematrix.locks import FileLock
 from claudematrix.matrix import MatrixClient, SessionCredentials, build_content
 from claudematrix.matrix.content import MAX_CONTENT_BYTES, MEMBER_STATE, content_size, read_fields
@@ -45,7 +47,6 @@ from claudematrix.service.people import People, opens_up
 from claudematrix.service.recipients import existing_user, parse_target
 from claudematrix.store import Person, Request, RoomRecord, Store, SyncBatch
 from claudematrix.types import MAX_MESSAGE_BYTES, Audience, Contact, Direction, Label, Message
-from claudematrix.untrusted import SUBJECT_MAX, unsafe_characters
 from claudematrix.workspace import Workspace, detect_workspace
 
 __all__ = ["Service", "WhoAmI", "Progress", "stderr_progress"]
@@ -81,19 +82,19 @@ class Service:
         self.identity = identity
         self.progress = progress
         self.dir = identity_dir(identity.slug)
-        self.store = Store(self.dir / "store.db")
+        self.store = Store(self.dir / layout.STORE_DB)
         self.workspace: Workspace = detect_workspace()
         self.client: MatrixClient | None = None
         self._creds: SessionCredentials | None = None
         self._owner: UserID | None = None
         self._owner_next_look = 0.0
-        self._sync_lock = FileLock(self.dir / "sync.lock")
+        self._sync_lock = FileLock(self.dir / layout.SYNC_LOCK)
         self.directory = Directory(
             config,
             identity,
             self.workspace,
             self.store,
-            client=self._require_client,
+            client=self.require_client,
             me=lambda: self.creds.user_id if self.creds else None,
             owner=self._owner_user,
             hidden=lambda: {machine_user(self.config), self.creds.user_id if self.creds else None},
@@ -193,7 +194,7 @@ class Service:
         history from the invitation on."""
         if self.store.setting("rooms_hardened") == _ROOMS_HARDENED:
             return
-        client = self._require_client()
+        client = self.require_client()
         for kind, state in (("circle", MEMBER_STATE), ("dm", [])):
             for room in self.store.rooms_of_kind(kind):
                 try:
@@ -213,7 +214,7 @@ class Service:
         self._sync_lock.release()
         self.store.close()
 
-    def _require_client(self) -> MatrixClient:
+    def require_client(self) -> MatrixClient:
         if self.client is None:
             raise RuntimeError("Service.connect() must run first")
         return self.client
@@ -237,7 +238,7 @@ class Service:
                 f"another process is already syncing {self.identity.name}; "
                 "its store is kept current, read it instead"
             )
-        client = self._require_client()
+        client = self.require_client()
         step = functools.partial(
             sync_once, client, self.store, on_invite=self._on_invite, welcome=self._welcome
         )
@@ -251,7 +252,7 @@ class Service:
             new += outcome.new_message_ids
             held += outcome.held
         if new or held:
-            self._signal_new_mail(max(new, default=0))
+            self.signal_new_mail(max(new, default=0))
         return new
 
     async def sync_forever(
@@ -286,7 +287,7 @@ class Service:
 
     async def _on_invite(self, invite: Invite) -> RoomRecord | None:
         """Join invitations from my audience; hold the rest unopened as requests."""
-        client = self._require_client()
+        client = self.require_client()
         if invite.inviter in self.store.blocked():
             with contextlib.suppress(HomeserverError):
                 await client.reject(invite.room_id)
@@ -302,15 +303,15 @@ class Service:
                     is_direct=invite.is_direct,
                 )
             )
-            self._signal_new_mail(0)
+            self.signal_new_mail(0)
             return None
-        return await self._join_invite(invite.room_id, invite.inviter, invite.is_direct)
+        return await self.join_invitation(invite.room_id, invite.inviter, invite.is_direct)
 
-    async def _join_invite(
+    async def join_invitation(
         self, room_id: RoomID, inviter: UserID, direct: bool
     ) -> RoomRecord | None:
         try:
-            room = await self._require_client().join(room_id)
+            room = await self.require_client().join(room_id)
         except HomeserverUnavailable:
             raise
         except HomeserverError:  # a room that vanished must not stall sync
@@ -347,10 +348,10 @@ class Service:
         with contextlib.suppress(HomeserverUnavailable, HomeserverError):
             await self.directory.heartbeat(online=False)
 
-    def _signal_new_mail(self, newest_id: int) -> None:
+    def signal_new_mail(self, newest_id: int) -> None:
         """The cheap marker hooks stat before they look at the store, and the idle waiter's
-        wake-up (claudematrix.notify)."""
-        from claudematrix.notify import signal_new_mail
+        wake-up (claudematrix.local.markers)."""
+        from claudematrix.local.markers import signal_new_mail
 
         signal_new_mail(self.dir, newest_id)
 
@@ -421,7 +422,7 @@ class Service:
                 await self.directory.refresh_memberships()
                 audience = self.directory.proven_audience_of(target.user)
             if audience is Audience.ANYONE:  # "no such user" says more than "refused"
-                await existing_user(self.config, self._require_client(), target.user)
+                await existing_user(self.config, self.require_client(), target.user)
             policy.check(chosen, audience, "this message", target.label)
             room = await self._dm_for(target.user)
             recipient = target.user
@@ -444,7 +445,7 @@ class Service:
         self, room: RoomID | None, alias: str | None, name: str, label: Label
     ) -> RoomID:
         """A room to post in; joining one is itself visible there, so that is checked first."""
-        client = self._require_client()
+        client = self.require_client()
         found = room or await client.resolve_alias(RoomAlias(str(alias)))
         if found is None:
             raise UnknownRecipient(f"no room {name} exists: check the alias")
@@ -462,7 +463,7 @@ class Service:
     async def _deliver(
         self, txn: str, room: RoomID, recipient: str, content: dict[str, object]
     ) -> Message:
-        client = self._require_client()
+        client = self.require_client()
         try:
             event_id = await client.send(room, content, txn)
         except HomeserverUnavailable as exc:
@@ -510,7 +511,7 @@ class Service:
         return await self._open_dm(user)
 
     async def _open_dm(self, user: UserID) -> RoomID:
-        client = self._require_client()
+        client = self.require_client()
         name = await existing_user(self.config, client, user)
         room = await create_dm(client, user)
         self.store.save_room(RoomRecord(room, "dm", user, sealed=True))

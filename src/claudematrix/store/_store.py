@@ -11,6 +11,7 @@ from pathlib import Path
 
 from claudematrix.errors import UnknownMessage
 from claudematrix.ids import EventID, RoomID, UserID
+from claudematrix.local import mailbox
 from claudematrix.store._connect import connect
 from claudematrix.store._directory import (
     DirectoryTables,
@@ -280,10 +281,7 @@ class Store(DirectoryTables):
     # --- settings of this identity (mode, published display name) ----------------------
 
     def setting(self, key: str) -> str | None:
-        row = self._conn.execute(
-            "SELECT value FROM meta WHERE key = ?", ("setting:" + key,)
-        ).fetchone()
-        return str(row[0]) if row else None
+        return mailbox.setting(self._conn, key)
 
     def set_setting(self, key: str, value: str) -> None:
         self._conn.execute(
@@ -339,10 +337,12 @@ class Store(DirectoryTables):
         return [_row_to_message(r) for r in rows]
 
     def unread_count(self) -> int:
-        row = self._conn.execute(
-            "SELECT count(*) FROM messages WHERE direction = 'in' AND read = 0"
-        ).fetchone()
-        return int(row[0])
+        return mailbox.unread_count(self._conn)
+
+    def where(self, user: UserID) -> str:
+        """Where `user` stands by the rooms and trust this store knows of (a value of
+        claudematrix.types.Audience short of "self"): the hooks' own query."""
+        return mailbox.audiences(self._conn, {user}).get(user, "remote")
 
     def unannounced(self, *, limit: int = 20) -> list[Message]:
         rows = self._conn.execute(

@@ -1,17 +1,19 @@
-"""Every SQL statement the hooks run, in one place (schema: claudematrix/store/migrations.py).
+"""The store queries the hooks run, and that claudematrix.store runs through the same code
+(schema: claudematrix/store/migrations.py).
 
 The hooks do not import claudematrix.store: it pulls in dataclasses, typing and the message
 types (~20 ms), several times a hook's budget. They open the existing database (never create
 it), read headers (never bodies), and flip `announced` in one write transaction, so two hooks
-racing for the same mail announce it once.
+racing for the same mail announce it once. The Store reads unread counts, settings and where
+a sender stands with these same functions, on its own connection.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-from claudematrix.headers import NEWEST, Header
-from claudematrix.hooks import STORE_DB
+from claudematrix.local.headers import NEWEST, Header
+from claudematrix.local.layout import STORE_DB
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~7 ms
 if TYPE_CHECKING:

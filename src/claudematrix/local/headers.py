@@ -3,7 +3,7 @@
 Standard library only and built from plain fields, not `claudematrix.types` (enum and
 dataclasses cost more to import than a hook's whole budget): the hooks use it on their hot
 path, and `claudematrix.render` adapts Message objects to it. Every field a sender controls
-passes `claudematrix.untrusted` and sits in double quotes, so a name or subject can neither
+passes `claudematrix.local.untrusted` and sits in double quotes, so a name or subject can neither
 start a new line nor pass for the words around it.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from claudematrix.untrusted import ID_MAX, NAME_MAX, SUBJECT_MAX, one_line, quoted
+from claudematrix.local.untrusted import ID_MAX, NAME_MAX, SUBJECT_MAX, one_line, quoted
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~7 ms
 if TYPE_CHECKING:
