@@ -1,4 +1,4 @@
-"""Samples, their summaries, and one result row per performance budget (docs/SPEC.md)."""
+"""Samples, their summaries, and one result row per performance budget (docs/performance.md)."""
 
 from __future__ import annotations
 

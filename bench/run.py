@@ -1,4 +1,4 @@
-"""ClaudeMatrix's benchmark suite: every performance budget of docs/SPEC.md against its raw
+"""ClaudeMatrix's benchmark suite: every performance budget (docs/performance.md) against its raw
 baseline, measured in one run, interleaved.
 
     .venv/bin/python -m bench            # full run, ~6-9 minutes on 2 cores

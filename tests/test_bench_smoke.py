@@ -25,7 +25,7 @@ def synapse_venv() -> Path:
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-# Every budget of docs/SPEC.md, by the row id the suite reports it under.
+# Every performance budget (docs/performance.md), by the row id the suite reports it under.
 EXPECTED = {
     "hook_idle",
     "hook_mail",

@@ -1,4 +1,4 @@
-"""The privacy table of SPEC.md: the one place that says who may see what.
+"""The privacy table (README, "Privacy modes"): the one place that says who may see what.
 
 Every outbound path (message send, profile/status publish, directory listing, public post)
 asks `check` before anything leaves the machine.
@@ -11,7 +11,7 @@ from claudematrix.types import Audience, Label
 
 __all__ = ["allows", "check", "AUDIENCES_FOR"]
 
-# label -> audiences it may reach (SPEC.md "Privacy modes and message labels")
+# label -> audiences it may reach (README, "Privacy modes")
 AUDIENCES_FOR: dict[Label, frozenset[Audience]] = {
     Label.SECRET: frozenset({Audience.SELF}),
     Label.PRIVATE: frozenset({Audience.SELF, Audience.PROJECT, Audience.MACHINE}),

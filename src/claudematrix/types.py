@@ -15,7 +15,7 @@ MAX_MESSAGE_BYTES = 64 * 1024
 
 
 class Label(str, enum.Enum):
-    """How far something may travel (SPEC.md "Privacy modes and message labels")."""
+    """How far something may travel (README, "Privacy modes")."""
 
     SECRET = "secret"
     PRIVATE = "private"

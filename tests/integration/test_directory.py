@@ -92,7 +92,7 @@ def session_user(m: Machine, session: str, proc: subprocess.Popen[bytes]) -> str
 
 # --- 1. status publish and directory listing, per mode of the publisher --------------------
 
-# publisher's mode -> audiences that list it and see its status (SPEC.md table, by row)
+# publisher's mode -> audiences that list it and see its status (the README's table, by row)
 SEES = {
     "private": {"same project", "same machine"},
     "trusted": {"same project", "same machine", "trusted remote"},

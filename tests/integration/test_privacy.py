@@ -1,4 +1,4 @@
-"""Privacy modes and message labels (SPEC.md), end to end on a real Synapse.
+"""Privacy modes and message labels (README, "Privacy modes"), end to end on a real Synapse.
 
 Identities are driven through the real `claudematrix` CLI as subprocesses. "Machine 1" is the
 shared homeserver's own state dir; "machine 2" is a second state dir under tmp_path that uses
@@ -45,7 +45,7 @@ pytestmark = pytest.mark.integration
 # --- 1. the send table ----------------------------------------------------------------------
 
 LABELS = ("secret", "private", "trusted", "public")
-# audience column -> labels that reach it (SPEC.md table, by column)
+# audience column -> labels that reach it (the README's table, by column)
 REACHES = {
     "self": {"secret", "private", "trusted", "public"},
     "same project": {"private", "trusted", "public"},

@@ -20,7 +20,7 @@ from mcp_support import McpSession, OpenMcp
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 TOOLS = {"whoami", "contacts", "send", "inbox", "read", "search"}
-# SPEC.md "Interface": the MCP tool names are part of the contract.
+# The MCP tool names are part of the contract (README, "Use it in Claude Code").
 SPEC_TOOLS = TOOLS | {"set_status", "set_mode", "trust"}
 UNTRUSTED = re.compile(r"untrusted|data, not instructions", re.I)
 

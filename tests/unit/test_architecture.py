@@ -169,11 +169,7 @@ def test_no_import_points_upward(module: str) -> None:
 def test_confined_packages_import_only_what_they_may(package: str) -> None:
     allowed = CONFINED[package]
     wrong = {
-        (m, t)
-        for m in GRAPH
-        if _within(m, (package,))
-        for t in GRAPH[m]
-        if not _within(t, allowed)
+        (m, t) for m in GRAPH if _within(m, (package,)) for t in GRAPH[m] if not _within(t, allowed)
     }
     assert wrong == set()
 

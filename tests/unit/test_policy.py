@@ -1,4 +1,4 @@
-"""The privacy table of SPEC.md, cell by cell: refuse, never downgrade."""
+"""The privacy table (README, "Privacy modes"), cell by cell: refuse, never downgrade."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ SELF, PROJECT, MACHINE, TRUSTED, ANYONE = (
     Audience.ANYONE,
 )
 
-# SPEC.md "Privacy modes and message labels": label -> (self/owner, same project,
+# README, "Privacy modes": label -> (self/owner, same project,
 # same machine, trusted remote, anyone)
 SPEC_TABLE: dict[Label, tuple[bool, bool, bool, bool, bool]] = {
     S: (True, False, False, False, False),

@@ -1,4 +1,4 @@
-"""SPEC.md "Privacy modes and message labels", written out cell by cell.
+"""The README's "Privacy modes" table, written out cell by cell.
 
 | label    | self/owner | same project | same machine | trusted remote | anyone |
 |----------|:---:|:---:|:---:|:---:|:---:|

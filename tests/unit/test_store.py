@@ -179,7 +179,9 @@ def test_token_only_batch_and_no_token_batch(store: Store) -> None:
 
 
 def test_outgoing_messages_are_read_and_not_in_inbox(store: Store) -> None:
-    store.record_sent(msg(1, direction=Direction.OUT))
+    store.outbox_add("txn1", RoomID("!r:x"), "@b:x", "{}")
+    store.outbox_done("txn1", msg(1, direction=Direction.OUT))
+    assert store.outbox_pending() == []
     assert store.inbox(include_read=True) == []
     assert store.unread_count() == 0
     assert store.message("$event1").read
@@ -221,10 +223,14 @@ def test_message_by_local_id_event_id_and_unknown(store: Store) -> None:
 
 def test_announcing_is_separate_from_reading(store: Store) -> None:
     store.commit_sync(SyncBatch(next_batch="t", messages=[msg(1), msg(2), msg(3)]))
-    pending = store.unannounced()
-    assert [m.subject for m in pending] == ["subject 3", "subject 2", "subject 1"]
-    store.mark_announced(pending[1].local_id or 0)
-    assert [m.subject for m in store.unannounced()] == ["subject 3"]
+    ids = {m.subject: m.local_id or 0 for m in store.inbox()}
+    store.mark_announced(ids["subject 2"])
+    flags = {m.subject: (m.announced, m.read) for m in store.inbox(include_read=True)}
+    assert flags == {
+        "subject 3": (False, False),
+        "subject 2": (True, False),
+        "subject 1": (True, False),
+    }
     assert store.unread_count() == 3  # announcing never marks read
 
 

@@ -143,12 +143,6 @@ class DirectoryTables:
         ).fetchall()
         return {UserID(r[0]): r[1] for r in rows}
 
-    def rooms_of(self, user_id: UserID) -> set[RoomID]:
-        rows = self._conn.execute(
-            "SELECT room_id FROM members WHERE user_id = ?", (user_id,)
-        ).fetchall()
-        return {RoomID(r[0]) for r in rows}
-
     def profiles(self) -> dict[UserID, Profile]:
         rows = self._conn.execute(
             "SELECT user_id, room_id, content, updated_ts FROM profiles"

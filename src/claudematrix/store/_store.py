@@ -237,10 +237,6 @@ class Store(DirectoryTables):
         where, params = ("WHERE sender = ?", (sender,)) if sender else ("", ())
         return int(self._conn.execute(f"SELECT count(*) FROM held {where}", params).fetchone()[0])
 
-    def record_sent(self, message: Message) -> None:
-        with self._transaction() as conn:
-            self._insert_messages(conn, [message])
-
     def has_event(self, event_id: EventID) -> bool:
         row = self._conn.execute(
             "SELECT 1 FROM messages WHERE event_id = ? UNION ALL "
@@ -343,14 +339,6 @@ class Store(DirectoryTables):
         """Where `user` stands by the rooms and trust this store knows of (a value of
         claudematrix.types.Audience short of "self"): the hooks' own query."""
         return mailbox.audiences(self._conn, {user}).get(user, "remote")
-
-    def unannounced(self, *, limit: int = 20) -> list[Message]:
-        rows = self._conn.execute(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE announced = 0 AND direction = 'in' "
-            "ORDER BY id DESC LIMIT ?",
-            (limit,),
-        ).fetchall()
-        return [_row_to_message(r) for r in rows]
 
     def mark_announced(self, up_to_id: int) -> None:
         self._conn.execute(
