@@ -1,13 +1,20 @@
-"""Advisory file locks (flock): released by the kernel when a process dies, even by kill -9."""
+"""Advisory file locks (flock): released by the kernel when a process dies, even by kill -9.
+
+Coroutines take a lock with `async with`: it polls without blocking, so the event loop (and
+the session's sync and tools with it) keeps running while another process holds the lock.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 from pathlib import Path
 from types import TracebackType
 
 __all__ = ["FileLock"]
+
+_POLL_S = 0.05
 
 
 class FileLock:
@@ -25,6 +32,11 @@ class FileLock:
         self._fd = fd
         return True
 
+    async def acquire_async(self) -> None:
+        """Wait for the lock without blocking the event loop; cancelling the wait is safe."""
+        while not self.acquire(blocking=False):
+            await asyncio.sleep(_POLL_S)
+
     def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -40,6 +52,15 @@ class FileLock:
         return self
 
     def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+    async def __aenter__(self) -> FileLock:
+        await self.acquire_async()
+        return self
+
+    async def __aexit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()

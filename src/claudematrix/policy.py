@@ -9,7 +9,7 @@ from __future__ import annotations
 from claudematrix.errors import PolicyRefused
 from claudematrix.types import Audience, Label
 
-__all__ = ["allows", "check", "AUDIENCES_FOR"]
+__all__ = ["allows", "check", "opens_up", "AUDIENCES_FOR"]
 
 # label -> audiences it may reach (README, "Privacy modes")
 AUDIENCES_FOR: dict[Label, frozenset[Audience]] = {
@@ -22,6 +22,12 @@ AUDIENCES_FOR: dict[Label, frozenset[Audience]] = {
 
 def allows(label: Label, audience: Audience) -> bool:
     return audience in AUDIENCES_FOR[label]
+
+
+def opens_up(old: Label, new: Label) -> bool:
+    """Does moving from mode `old` to `new` let more people see things (so the person must
+    confirm it)?"""
+    return AUDIENCES_FOR[new] > AUDIENCES_FOR[old]
 
 
 def check(label: Label, audience: Audience, what: str, whom: str) -> None:

@@ -1,5 +1,7 @@
 """The import graph of src/: no cycles, no arrow from a lower layer to a higher one, and each
-outside library imported by its one owner (docs/architecture.md, "Dependencies").
+outside library imported by its one owner (docs/architecture.md, "Dependencies"). Also: the CLI
+and the MCP server reach an identity only through the Service facade, and no coroutine holds
+a blocking lock.
 
 Read from the source with `ast` (every import, at module level or inside a function), so a
 lazy import counts as much as any other.
@@ -184,3 +186,65 @@ def test_each_outside_library_has_one_owner(library: str) -> None:
     }
     assert importers, f"nobody imports {library}: drop it from OWNERS"
     assert {m for m in importers if not _within(m, OWNERS[library])} == set()
+
+
+# The front ends: they use `claudematrix.service.Service` and nothing behind it.
+FRONT_ENDS = ("claudematrix.cli", "claudematrix.mcp_server")
+SERVICE_INSIDES = {"store", "client", "directory", "people"}
+
+
+def _trees(prefixes: tuple[str, ...]) -> Iterator[tuple[str, ast.AST]]:
+    for name, path in MODULES.items():
+        if _within(name, prefixes):
+            yield name, ast.parse(path.read_text())
+
+
+def test_front_ends_use_only_the_service_facade() -> None:
+    reaching_in = [
+        (name, node.lineno, node.attr)
+        for name, tree in _trees(FRONT_ENDS)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr in SERVICE_INSIDES
+    ]
+    behind = [
+        (name, target)
+        for name in GRAPH
+        if _within(name, FRONT_ENDS)
+        for target in GRAPH[name]
+        if _within(target, ("claudematrix.service",)) and target != "claudematrix.service"
+    ]
+    assert reaching_in == [] and behind == []
+
+
+BLOCKING_LOCKS = {"FileLock", "file_lock"}
+
+
+def _called(expr: ast.expr) -> str:
+    func = expr.func if isinstance(expr, ast.Call) else expr
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+
+
+def test_no_blocking_lock_or_sleep_inside_a_coroutine() -> None:
+    """A coroutine waits for a lock with `async with FileLock(...)`: a blocking flock or
+    sleep would stop the event loop, and every tool and sync with it."""
+    found = []
+    for name, tree in _trees(("claudematrix",)):
+        for coroutine in (n for n in ast.walk(tree) if isinstance(n, ast.AsyncFunctionDef)):
+            for node in ast.walk(coroutine):
+                if isinstance(node, ast.With):
+                    held = {_called(item.context_expr) for item in node.items}
+                    if held & BLOCKING_LOCKS:
+                        found.append((name, node.lineno, "with"))
+                elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                    receiver = node.func.value
+                    if node.func.attr == "sleep" and getattr(receiver, "id", "") == "time":
+                        found.append((name, node.lineno, "time.sleep"))
+                    blocking = not any(
+                        k.arg == "blocking"
+                        and isinstance(k.value, ast.Constant)
+                        and not k.value.value
+                        for k in node.keywords
+                    )
+                    if node.func.attr == "acquire" and blocking:
+                        found.append((name, node.lineno, "acquire()"))
+    assert found == []

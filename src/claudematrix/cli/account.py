@@ -8,10 +8,8 @@ import click
 
 from claudematrix.cli._app import cli, run_as
 from claudematrix.config import load_config
-from claudematrix.errors import ConfigError
 from claudematrix.identity import resolve_identity
 from claudematrix.service import Service
-from claudematrix.service.accounts import remember_password, stored_password
 
 
 @cli.command(help="Set your account's password (default: the owner) to log in from Element.")
@@ -22,14 +20,7 @@ def password(ctx: click.Context, new_password: str) -> None:
         raise click.UsageError("choose a password of at least 8 characters")
 
     async def action(service: Service) -> str:
-        current = stored_password(service.identity.slug)
-        if service.client is None or current is None:
-            raise ConfigError(
-                "this account's password is not managed by ClaudeMatrix; change it in your client"
-            )
-        await service.client.change_password(current, new_password)
-        remember_password(service.identity.slug, new_password)
-        return str(service.client.user_id)
+        return str(await service.change_password(new_password))
 
     user = run_as(ctx, action, start_homeserver=True, refresh=False)
     click.echo(f"password set for {user}: log in with it from any Matrix client")

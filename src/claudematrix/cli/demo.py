@@ -29,7 +29,7 @@ async def _await_mail(service: Service) -> list[Message]:
     while time.monotonic() < deadline:
         new = await service.sync(timeout_ms=2_000)
         if new:
-            return [service.store.message(str(i)) for i in sorted(new)]
+            return [service.message(str(i)) for i in sorted(new)]
     raise HomeserverUnavailable(
         f"no message arrived within {_WAIT_S:.0f} s: check `claudematrix homeserver status`"
     )

@@ -78,7 +78,7 @@ def send(
 def inbox(ctx: click.Context, include_read: bool, limit: int, as_json: bool) -> None:
     async def action(service: Service) -> tuple[Rows, int]:
         found = service.inbox(include_read=include_read, limit=limit)
-        return [(m, service.where(m)) for m in found], len(service.people.requests())
+        return [(m, service.where(m)) for m in found], len(service.requests())
 
     rows, pending = run_as(ctx, action)
     _show_rows(rows, as_json, "no messages" if include_read else "no unread messages")

@@ -13,9 +13,9 @@ from claudematrix.cli._app import cli, emit_json, json_option, run_as
 from claudematrix.cli._consent import person_confirms
 from claudematrix.ids import parse_user_id
 from claudematrix.local.untrusted import ID_MAX, NAME_MAX, one_line
+from claudematrix.policy import opens_up
 from claudematrix.render import format_time, request_line
 from claudematrix.service import Service
-from claudematrix.service.people import opens_up
 from claudematrix.store import Request
 from claudematrix.types import Label
 
@@ -32,7 +32,7 @@ def mode(ctx: click.Context, mode: str | None, yes: bool) -> None:
     wanted = Label.parse(mode) if mode is not None else None
 
     async def action(service: Service) -> str:
-        current = service.directory.mode()
+        current = service.mode()
         if wanted is None:
             return f"mode {current.value}"
         new = wanted
@@ -41,7 +41,7 @@ def mode(ctx: click.Context, mode: str | None, yes: bool) -> None:
         )
         if not confirmed:
             return f"mode stays {current.value}"
-        return f"mode {(await service.people.set_mode(new, confirmed=True)).value}"
+        return f"mode {(await service.set_mode(new, confirmed=True)).value}"
 
     click.echo(run_as(ctx, action, start_homeserver=wanted is not None, initial_mode=wanted))
 
@@ -56,7 +56,7 @@ def trust(ctx: click.Context, user: str, yes: bool) -> None:
     async def action(service: Service) -> str:
         if not person_confirms(f"Trust {user_id} with trusted-labelled data?", yes):
             return "not trusted"
-        return f"trusted {await service.people.trust(user_id, confirmed=True)}"
+        return f"trusted {await service.trust(user_id, confirmed=True)}"
 
     click.echo(run_as(ctx, action, start_homeserver=True))
 
@@ -66,7 +66,7 @@ def trust(ctx: click.Context, user: str, yes: bool) -> None:
 @click.pass_context
 def untrust(ctx: click.Context, user: str) -> None:
     async def action(service: Service) -> str:
-        return f"no longer trusted: {await service.people.untrust(user)}"
+        return f"no longer trusted: {await service.untrust(user)}"
 
     click.echo(run_as(ctx, action, start_homeserver=True))
 
@@ -76,7 +76,7 @@ def untrust(ctx: click.Context, user: str) -> None:
 @click.pass_context
 def block(ctx: click.Context, user: str) -> None:
     async def action(service: Service) -> str:
-        return f"blocked {await service.people.block(user)}"
+        return f"blocked {await service.block(user)}"
 
     click.echo(run_as(ctx, action, start_homeserver=True))
 
@@ -86,7 +86,7 @@ def block(ctx: click.Context, user: str) -> None:
 @click.pass_context
 def unblock(ctx: click.Context, user: str) -> None:
     async def action(service: Service) -> str:
-        return f"unblocked {await service.people.unblock(user)}"
+        return f"unblocked {await service.unblock(user)}"
 
     click.echo(run_as(ctx, action))
 
@@ -96,7 +96,7 @@ def unblock(ctx: click.Context, user: str) -> None:
 @click.pass_context
 def requests(ctx: click.Context, as_json: bool) -> None:
     async def action(service: Service) -> list[Request]:
-        return service.people.requests()
+        return service.requests()
 
     found = run_as(ctx, action)
     if as_json:
@@ -128,7 +128,7 @@ def accept(ctx: click.Context, user: str, yes: bool) -> None:
     async def action(service: Service) -> str:
         if not person_confirms(f"Accept messages from {user_id}?", yes):
             return "not accepted"
-        done = await service.people.accept(user_id, confirmed=True)
+        done = await service.accept(user_id, confirmed=True)
         return (
             f"accepted {user_id}: {len(done.rooms)} conversation(s) joined, {done.released} "
             "held message(s) moved to the inbox; see `claudematrix inbox`"
@@ -142,6 +142,6 @@ def accept(ctx: click.Context, user: str, yes: bool) -> None:
 @click.pass_context
 def set_status(ctx: click.Context, text: str) -> None:
     async def action(service: Service) -> str:
-        return f"status: {await service.people.set_status(text)}"
+        return f"status: {await service.set_status(text)}"
 
     click.echo(run_as(ctx, action, start_homeserver=True))

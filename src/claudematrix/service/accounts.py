@@ -151,7 +151,7 @@ async def ensure_account(
     existing = load_account(config, slug)
     if existing is not None:
         return existing
-    with FileLock(identity_dir(slug) / layout.ACCOUNT_LOCK):
+    async with FileLock(identity_dir(slug) / layout.ACCOUNT_LOCK):
         existing = load_account(config, slug)  # made by a concurrent process meanwhile
         if existing is not None:
             return existing

@@ -142,12 +142,12 @@ async def _machine(config: Config) -> AsyncIterator[tuple[MatrixClient, _Registr
     except UserInUse:
         # Its credentials were lost: the rooms it owns are only reachable as the same
         # account, so log in to it again rather than start a second machine identity.
-        with FileLock(identity_dir(MACHINE_SLUG) / layout.ACCOUNT_LOCK):
+        async with FileLock(identity_dir(MACHINE_SLUG) / layout.ACCOUNT_LOCK):
             creds = load_account(config, MACHINE_SLUG) or await recover_account(
                 config, MACHINE_SLUG, localpart
             )
     lock = FileLock(state_dir() / layout.MACHINE_ROOMS_LOCK)
-    await asyncio.to_thread(lock.acquire)
+    await lock.acquire_async()
     machine = MatrixClient(creds)
     try:
         registry = _Registry(identity_dir(MACHINE_SLUG) / layout.ROOMS_REGISTRY)

@@ -23,14 +23,13 @@ from claudematrix.errors import (
 from claudematrix.ids import RoomID, UserID, parse_user_id
 from claudematrix.local.untrusted import STATUS_MAX, unsafe_characters
 from claudematrix.matrix import MatrixClient
+from claudematrix.policy import opens_up
 from claudematrix.service.directory import Directory
 from claudematrix.service.recipients import existing_user
 from claudematrix.store import Request, RoomRecord, Store
 from claudematrix.types import Label
 
-__all__ = ["People", "Accepted", "opens_up"]
-
-_OPENNESS = [Label.SECRET, Label.PRIVATE, Label.TRUSTED, Label.PUBLIC]
+__all__ = ["People", "Accepted"]
 
 
 class Host(Protocol):
@@ -57,10 +56,6 @@ class Host(Protocol):
 class Accepted:
     rooms: list[RoomID]  # conversations joined
     released: int  # held messages moved to the inbox
-
-
-def opens_up(old: Label, new: Label) -> bool:
-    return _OPENNESS.index(new) > _OPENNESS.index(old)
 
 
 def _person_only(action: str, command: str) -> ConsentRequired:

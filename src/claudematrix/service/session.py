@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from claudematrix import homeserver, policy
 from claudematrix.config import Config
 from claudematrix.errors import (
+    ConfigError,
     CredentialsLost,
     EmptyMessage,
     HomeserverError,
@@ -35,15 +36,18 @@ from claudematrix.matrix.content import MAX_CONTENT_BYTES, MEMBER_STATE, content
 from claudematrix.matrix.rooms import create_dm, harden
 from claudematrix.matrix.sync import Invite, sync_once
 from claudematrix.paths import identity_dir
+from claudematrix.policy import opens_up
 from claudematrix.service.accounts import (
     account_path,
     ensure_account,
     load_account,
     recover_account,
+    remember_password,
+    stored_password,
 )
 from claudematrix.service.directory import Directory
 from claudematrix.service.machine import is_local, machine_user
-from claudematrix.service.people import People, opens_up
+from claudematrix.service.people import Accepted, People
 from claudematrix.service.recipients import existing_user, parse_target
 from claudematrix.store import Person, Request, RoomRecord, Store, SyncBatch
 from claudematrix.types import MAX_MESSAGE_BYTES, Audience, Contact, Direction, Label, Message
@@ -76,8 +80,15 @@ class WhoAmI:
 
 class Service:
     def __init__(
-        self, config: Config, identity: Identity, *, progress: Progress = stderr_progress
+        self,
+        config: Config,
+        identity: Identity,
+        *,
+        progress: Progress = stderr_progress,
+        long_lived: bool = False,
     ) -> None:
+        """`long_lived`: this process keeps a heartbeat going (the MCP server), so what it
+        publishes may say "online"; a one-shot CLI command never does."""
         self.config = config
         self.identity = identity
         self.progress = progress
@@ -100,6 +111,7 @@ class Service:
             hidden=lambda: {machine_user(self.config), self.creds.user_id if self.creds else None},
             progress=self.progress,
         )
+        self.directory.long_lived = long_lived
         self.people = People(self)
 
     # --- life cycle ---------------------------------------------------------------------
@@ -214,6 +226,10 @@ class Service:
         self._sync_lock.release()
         self.store.close()
 
+    @property
+    def connected(self) -> bool:
+        return self.client is not None
+
     def require_client(self) -> MatrixClient:
         if self.client is None:
             raise RuntimeError("Service.connect() must run first")
@@ -256,22 +272,25 @@ class Service:
         return new
 
     async def sync_forever(
-        self, stop: asyncio.Event, on_new: Callable[[list[int]], None] | None = None
+        self, stop: asyncio.Event, on_health: Callable[[bool], None] | None = None
     ) -> None:
-        """Long-poll until `stop`; back off while the homeserver is away, then resume."""
+        """Long-poll until `stop`; back off while the homeserver is away, then resume.
+        `on_health` hears whether sync is working, after every attempt."""
         delay = _BACKOFF_START_S
         while not stop.is_set():
             try:
-                new = await self.sync(timeout_ms=30_000)
+                await self.sync(timeout_ms=30_000)
             except (HomeserverUnavailable, HomeserverError) as exc:
+                if on_health is not None:
+                    on_health(False)
                 if not isinstance(exc, HomeserverUnavailable):
                     self.progress(f"claudematrix: sync: {exc}")
                 await _wait(stop, delay)
                 delay = min(delay * 2, _BACKOFF_MAX_S)
                 continue
+            if on_health is not None:
+                on_health(True)
             delay = _BACKOFF_START_S
-            if new and on_new is not None:
-                on_new(new)
 
     def _welcomes(self, user: UserID) -> bool:
         """Does mail from `user` go to my inbox (else: to requests, unopened)? Anyone in my
@@ -330,18 +349,24 @@ class Service:
             await self.directory.publish()
             self.store.set_setting("published_digest", digest)
 
-    async def heartbeat_forever(self, stop: asyncio.Event) -> None:
-        """Presence every heartbeat (offline on stop); a new task from the hooks at once."""
+    async def heartbeat_forever(
+        self, stop: asyncio.Event, online: Callable[[], bool] = lambda: True
+    ) -> None:
+        """Presence every heartbeat, "online" only while `online()` says this session can
+        hear its mail; a change of that, or a new task from the hooks, is published at once.
+        "offline" on stop."""
         timing = self.directory.timing
         tick = min(2.0, timing.heartbeat_s)
         last = 0.0
+        said: bool | None = None
         while not stop.is_set():
             try:
                 if self.directory.task_changed():
                     await self.publish_if_changed()
-                if time.monotonic() - last >= timing.heartbeat_s:
-                    await self.directory.heartbeat(online=True)
-                    last = time.monotonic()
+                now_online = online()
+                if now_online != said or time.monotonic() - last >= timing.heartbeat_s:
+                    await self.directory.heartbeat(online=now_online)
+                    last, said = time.monotonic(), now_online
             except (HomeserverUnavailable, HomeserverError) as exc:
                 self.progress(f"claudematrix: presence: {exc}")
             await _wait(stop, tick)
@@ -356,9 +381,6 @@ class Service:
         signal_new_mail(self.dir, newest_id)
 
     # --- sending ------------------------------------------------------------------------
-
-    def default_label(self) -> Label:
-        return self.directory.mode()
 
     def owner_user(self) -> UserID | None:
         """The person's own account on this machine, once it exists."""
@@ -400,9 +422,7 @@ class Service:
                 "control, escape or invisible characters: retype it as plain text"
             )
         chosen = (
-            label
-            if isinstance(label, Label)
-            else (Label.parse(label) if label else self.default_label())
+            label if isinstance(label, Label) else (Label.parse(label) if label else self.mode())
         )
         reply_event = self.store.message(reply_to).event_id if reply_to else None
         owner = self._owner_user()
@@ -546,7 +566,7 @@ class Service:
             identity=self.identity.name,
             user_id=creds.user_id if creds else UserID(""),
             display_name=self.directory.rich_name(),
-            mode=self.default_label().value,
+            mode=self.mode().value,
             homeserver=self.config.homeserver_url,
             project=self.workspace.project,
             branch=self.workspace.branch,
@@ -555,6 +575,57 @@ class Service:
 
     def unread_count(self) -> int:
         return self.store.unread_count()
+
+    def message(self, ref: str) -> Message:
+        """One message by its id, left unread."""
+        return self.store.message(ref)
+
+    def mark_announced(self, messages: list[Message]) -> None:
+        """Claude has seen these headers already: the hooks need not announce them again."""
+        newest = max((m.local_id or 0 for m in messages), default=0)
+        if newest:
+            self.store.mark_announced(newest)
+
+    def requests(self) -> list[Request]:
+        """Mail from outside my audience, held unopened until the person accepts it."""
+        return self.people.requests()
+
+    # --- what only the person may change (claudematrix.service.people) ------------------
+
+    def mode(self) -> Label:
+        return self.directory.mode()
+
+    async def set_mode(self, mode: str | Label, *, confirmed: bool) -> Label:
+        return await self.people.set_mode(mode, confirmed=confirmed)
+
+    async def set_status(self, text: str) -> str:
+        return await self.people.set_status(text)
+
+    async def trust(self, user: str, *, confirmed: bool) -> UserID:
+        return await self.people.trust(user, confirmed=confirmed)
+
+    async def untrust(self, user: str) -> UserID:
+        return await self.people.untrust(user)
+
+    async def block(self, user: str) -> UserID:
+        return await self.people.block(user)
+
+    async def unblock(self, user: str) -> UserID:
+        return await self.people.unblock(user)
+
+    async def accept(self, user: str, *, confirmed: bool) -> Accepted:
+        return await self.people.accept(user, confirmed=confirmed)
+
+    async def change_password(self, new_password: str) -> UserID:
+        """Set the password the person logs in with from any Matrix client."""
+        current = stored_password(self.identity.slug)
+        if self.client is None or current is None:
+            raise ConfigError(
+                "this account's password is not managed by ClaudeMatrix; change it in your client"
+            )
+        await self.client.change_password(current, new_password)
+        remember_password(self.identity.slug, new_password)
+        return self.client.user_id
 
 
 def _too_large(size: int) -> MessageTooLarge:

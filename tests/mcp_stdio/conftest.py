@@ -14,11 +14,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp_support import McpSession, OpenMcp
 
 from integration.conftest import SharedHomeserver
-from mcp import ClientSession, StdioServerParameters
 
 
 @pytest.fixture

@@ -7,9 +7,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from mcp.types import InitializeResult, TextContent
-
 from mcp import ClientSession
+from mcp.types import InitializeResult, TextContent
 
 __all__ = ["McpSession", "OpenMcp"]
 
