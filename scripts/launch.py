@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """ClaudeMatrix plugin launcher. Standard library only; run by whatever python3 is on PATH.
 
-    python3 launch.py mcp       run the MCP stdio server from the plugin's own venv
+    python3 launch.py mcp       run the MCP stdio server: the plugin root's code, the venv's deps
     python3 launch.py install   build that venv now (what `mcp` starts in the background)
     python3 launch.py python    print the venv's interpreter path (empty + exit 1 if not ready)
 
-The venv lives in $CLAUDE_PLUGIN_DATA/venvs/<version>-<hash>, keyed by the plugin version, a hash
-of pyproject.toml and the interpreter, so it is rebuilt exactly when one of them changes.
+One copy of the code runs: hooks and MCP server alike import `claudematrix` from the plugin
+root's src/, so an edited or updated source is what runs, never a stale installed copy. The
+venv holds only the pinned dependencies from pyproject.toml. It lives in
+$CLAUDE_PLUGIN_DATA/venvs/<version>-<hash>, keyed by the plugin version, a hash of
+pyproject.toml and the interpreter, so it is rebuilt exactly when one of them changes.
 $CLAUDE_PLUGIN_DATA/venv is a symlink to the newest ready one.
 
 Stdout is the MCP protocol: nothing but JSON-RPC is ever written there. Install output goes to
@@ -27,11 +30,11 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -42,10 +45,12 @@ VENV_ENV = "CLAUDEMATRIX_PLUGIN_VENV"
 GRACE_ENV = "CLAUDEMATRIX_LAUNCH_GRACE"  # seconds to wait for an install before shimming
 DEFAULT_GRACE = 10.0
 READY_MARK = ".claudematrix-ready"
-SERVER_ARGS = ("-m", "claudematrix", "mcp")
-# What is copied from the plugin root to build the package (never built in place: the plugin
-# root may be read-only or a developer's checkout).
-BUILD_FILES = ("pyproject.toml", "setup.cfg", "setup.py", "README.md", "LICENSE", "MANIFEST.in")
+# `python -m claudematrix`, with the plugin root's src/ first on the path. Isolated (-I): the
+# session's working directory or PYTHONPATH never shadows a module of ours or a dependency.
+RUN_FROM_SOURCE = (
+    "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+    "runpy.run_module('claudematrix', run_name='__main__', alter_sys=True)"
+)
 
 
 def log(message: str) -> None:
@@ -101,13 +106,24 @@ def is_ready(venv: Path) -> bool:
 # -- installing -----------------------------------------------------------------------------
 
 
-def _copy_sources(root: Path, dest: Path) -> None:
-    dest.mkdir(parents=True)
-    for name in BUILD_FILES:
-        if (root / name).is_file():
-            shutil.copy2(root / name, dest / name)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
-    shutil.copytree(root / "src", dest / "src", ignore=ignore)
+def dependencies(root: Path) -> list[str]:
+    """The [project] dependencies of the plugin's pyproject.toml (ValueError if unreadable)."""
+    text = (root / "pyproject.toml").read_text()
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the one array we need, in the form we write it
+        project = re.search(r"^\[project\]\s*$(.*?)(?=^\[|\Z)", text, re.M | re.S)
+        if project is None:
+            raise ValueError("pyproject.toml has no [project] table") from None
+        found = re.search(r"^dependencies\s*=\s*\[(.*?)\]", project.group(1), re.M | re.S)
+        if found is None:
+            return []
+        return re.findall(r"\"([^\"]+)\"", re.sub(r"#.*", "", found.group(1)))
+    try:
+        project = tomllib.loads(text)["project"]
+    except (tomllib.TOMLDecodeError, KeyError) as exc:
+        raise ValueError(f"pyproject.toml: {exc}") from None
+    return [str(d) for d in project.get("dependencies", [])]
 
 
 def _child_env() -> dict[str, str]:
@@ -150,13 +166,12 @@ def install(root: Path, data: Path) -> int:
         if venv.exists():  # a build that died half-way: never trusted, rebuilt from scratch
             shutil.rmtree(venv)
         try:
-            with tempfile.TemporaryDirectory(prefix="claudematrix-build-") as tmp:
-                sources = Path(tmp) / "src"
-                _copy_sources(root, sources)
-                _run([sys.executable, "-m", "venv", str(venv)])
-                pip = [str(venv_python(venv)), "-m", "pip"]
-                _run([*pip, "install", "--disable-pip-version-check", "--no-input", str(sources)])
-        except (OSError, subprocess.CalledProcessError) as exc:
+            needed = dependencies(root)
+            _run([sys.executable, "-m", "venv", str(venv)])
+            if needed:
+                pip = [str(venv_python(venv)), "-m", "pip", "install"]
+                _run([*pip, "--disable-pip-version-check", "--no-input", *needed])
+        except (OSError, ValueError, subprocess.CalledProcessError) as exc:
             print(f"install failed: {exc}", flush=True)
             shutil.rmtree(venv, ignore_errors=True)
             return 1
@@ -311,10 +326,11 @@ class Shim:
         self.write({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
 
     def _hand_over(self) -> None:
-        python = str(venv_python(self.venv))
         with self.lock:
             child = subprocess.Popen(
-                [python, *SERVER_ARGS], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+                server_argv(self.venv, plugin_root(), []),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
             )
             assert child.stdin is not None and child.stdout is not None
             try:
@@ -362,9 +378,13 @@ def _await_response(stream: IO[bytes], request_id: Any) -> None:
 # -- entry points ---------------------------------------------------------------------------
 
 
-def _exec_server(venv: Path, args: list[str]) -> None:
-    python = str(venv_python(venv))
-    os.execv(python, [python, *SERVER_ARGS, *args])
+def server_argv(venv: Path, root: Path, args: list[str]) -> list[str]:
+    return [str(venv_python(venv)), "-I", "-c", RUN_FROM_SOURCE, str(root / "src"), "mcp", *args]
+
+
+def _exec_server(venv: Path, root: Path, args: list[str]) -> None:
+    argv = server_argv(venv, root, args)
+    os.execv(argv[0], argv)
 
 
 def _newer_python() -> str | None:
@@ -397,14 +417,14 @@ def main(argv: list[str]) -> int:
         log(f"unknown command {command!r}; use mcp, install or python")
         return 2
     if override or is_ready(venv):
-        _exec_server(venv, argv[1:])
+        _exec_server(venv, root, argv[1:])
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     installer = start_installer(data)
     log(f"setting up the Python environment (log: {data / 'install.log'})")
     with contextlib.suppress(subprocess.TimeoutExpired):
         installer.wait(timeout=_grace())
     if installer.returncode == 0 and is_ready(venv):
-        _exec_server(venv, argv[1:])
+        _exec_server(venv, root, argv[1:])
     return Shim(installer, venv, data).run()
 
 

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 SYNAPSE_VERSION="$(sed -n 's/^SYNAPSE_VERSION = "\(.*\)"/\1/p' src/claudematrix/homeserver/install.py)"
-CLAUDE_CODE_VERSION="2.1.332"
+# Written once, in the e2e harness that runs it.
+CLAUDE_CODE_VERSION="$(sed -n 's/^CLAUDE_CODE_VERSION = "\(.*\)"/\1/p' tests/e2e/support/claude_cli.py)"
 mkdir -p .cache
 
 if [ ! -x .venv/bin/python ]; then

@@ -1,7 +1,8 @@
 """scripts/launch.py: builds the plugin's venv once, concurrently safe, stdout always clean.
 
 Most tests use a stand-in `claudematrix` package (no dependencies, a stdlib MCP server) in a
-temporary plugin root, so they test the launcher, not pip's speed. The last two build the real
+temporary plugin root, so they test the launcher, not pip's speed. The venv holds only the
+dependencies; the code always runs from the plugin root's src/. The last two build the real
 package and run it through the real Claude Code.
 """
 
@@ -146,6 +147,26 @@ def test_first_launch_builds_venv_second_reuses_it(standin_root: Path, tmp_path:
     assert mark.stat().st_mtime_ns == stamp
     assert (data / "install.log").stat().st_mtime_ns == log_stamp  # no installer ran
     assert "setting up" not in second.err
+
+
+def test_the_plugin_roots_source_runs_never_an_installed_copy(
+    standin_root: Path, tmp_path: Path
+) -> None:
+    """One copy of the code: the server, like the hooks, runs the plugin root's src/. The
+    venv holds only dependencies, so an edited source (or an update that keeps pyproject.toml)
+    is what runs, with no rebuild."""
+    data = tmp_path / "data"
+    with _launch(standin_root, data, grace=INSTALL_TIMEOUT) as first:
+        assert first.initialize(timeout=INSTALL_TIMEOUT)["result"]["instructions"] == (
+            "stand-in server"
+        )
+    (venv,) = (data / "venvs").iterdir()
+    assert list(venv.glob("lib/python*/site-packages/claudematrix*")) == []
+    main = standin_root / "src" / "claudematrix" / "__main__.py"
+    main.write_text(main.read_text().replace('"stand-in server"', '"stand-in server, edited"'))
+    with _launch(standin_root, data, grace=0) as second:
+        assert second.initialize()["result"]["instructions"] == "stand-in server, edited"
+    assert [v.name for v in (data / "venvs").iterdir()] == [venv.name]
 
 
 def test_version_bump_builds_a_new_venv(standin_root: Path, tmp_path: Path) -> None:

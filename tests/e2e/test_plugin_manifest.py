@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import claudematrix
 from e2e.support.claude_cli import PLUGIN_ID, REPO, Claude
 
 pytestmark = pytest.mark.e2e
@@ -34,9 +37,16 @@ def test_validate_strict_passes_without_warnings(claude: Claude, path: Path) -> 
 
 
 def test_versions_agree() -> None:
+    """The version is written in the package and the plugin manifest; the CLI and the
+    package metadata read the package's."""
     plugin = json.loads((REPO / ".claude-plugin" / "plugin.json").read_text())
+    assert claudematrix.__version__ == plugin["version"]
     pyproject = (REPO / "pyproject.toml").read_text()
-    assert f'version = "{plugin["version"]}"' in pyproject
+    assert 'dynamic = ["version"]' in pyproject and "claudematrix.__version__" in pyproject
+    cli = subprocess.run(
+        [sys.executable, "-m", "claudematrix", "--version"], capture_output=True, text=True
+    )
+    assert cli.stdout.strip() == f"claudematrix, version {plugin['version']}", cli
 
 
 def test_master_marketplace_pins_this_repo() -> None:

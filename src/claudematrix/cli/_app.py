@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+from claudematrix import __version__
 from claudematrix.config import load_config
 from claudematrix.errors import HomeserverUnavailable
 from claudematrix.identity import resolve_identity
@@ -30,7 +31,7 @@ T = TypeVar("T")
     metavar="SESSION",
     help="Act as this session (default: $CLAUDE_CODE_SESSION_ID, else your owner account).",
 )
-@click.version_option(package_name="claudematrix")
+@click.version_option(version=__version__, prog_name="claudematrix")
 @click.pass_context
 def cli(ctx: click.Context, as_name: str | None) -> None:
     ctx.obj = {"as": as_name}
