@@ -226,10 +226,6 @@ class Service:
         self._sync_lock.release()
         self.store.close()
 
-    @property
-    def connected(self) -> bool:
-        return self.client is not None
-
     def require_client(self) -> MatrixClient:
         if self.client is None:
             raise RuntimeError("Service.connect() must run first")
