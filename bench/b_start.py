@@ -24,8 +24,9 @@ from urllib.parse import quote
 
 from bench._env import BenchError, wait_for
 from bench._rawpeer import Raw
-from bench._stats import Dist, Row, absolute_row, ratio_row
+from bench._stats import Dist, Row
 from bench._world import Ctx
+from bench.budgets import judge
 
 __all__ = ["bench_new_session", "bench_first_start"]
 
@@ -70,16 +71,7 @@ def bench_new_session(ctx: Ctx) -> list[Row]:
         asyncio.run(run())
     finally:
         machine.close()
-    return [
-        absolute_row(
-            "new_session",
-            "New session ready (homeserver running)",
-            ours,
-            {"p50": 500.0},
-            raw=raw,
-            note=f"{reps} new identities",
-        )
-    ]
+    return [judge("new_session", raw, ours, note=f"{reps} new identities")]
 
 
 def _leave_all(ctx: Ctx, name: str) -> None:
@@ -162,13 +154,4 @@ def bench_first_start(ctx: Ctx) -> list[Row]:
         ours.samples.append((time.monotonic() - t0) * 1000)
     with contextlib.suppress(Exception):
         homeserver.start(config)  # later benchmarks need it running
-    return [
-        ratio_row(
-            "first_start",
-            "First start, homeserver installed but stopped",
-            raw,
-            ours,
-            {"p50": 1.3},
-            note=f"{pairs} pair(s), same database",
-        )
-    ]
+    return [judge("first_start", raw, ours, note=f"{pairs} pair(s), same database")]
