@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import http.client
 import json
 import socket
@@ -109,6 +110,10 @@ def _versions_ok(port: int) -> bool:
         conn.close()
 
 
+def _answered_or_exited(proc: subprocess.Popen[bytes], port: int) -> bool:
+    return proc.poll() is not None or _versions_ok(port)
+
+
 def bench_first_start(ctx: Ctx) -> list[Row]:
     from claudematrix import homeserver
     from claudematrix.homeserver import homeserver_paths
@@ -136,16 +141,18 @@ def bench_first_start(ctx: Ctx) -> list[Row]:
             )
         ctx.env.procs.append(proc)
         try:
-            while not _versions_ok(port):
-                if proc.poll() is not None:
-                    raise BenchError(
-                        f"Synapse run directly exited ({proc.returncode}); see "
-                        f"{ctx.env.run_dir / 'raw-synapse.log'}"
-                    )
-                if time.monotonic() - t0 > 120:
-                    raise BenchError("Synapse run directly did not answer within 120 s")
-                time.sleep(0.01)
-            raw.samples.append((time.monotonic() - t0) * 1000)
+            wait_for(
+                functools.partial(_answered_or_exited, proc, port),
+                120.0,
+                "Synapse run directly to answer",
+            )
+            answered = time.monotonic()
+            if proc.poll() is not None:
+                raise BenchError(
+                    f"Synapse run directly exited ({proc.returncode}); see "
+                    f"{ctx.env.run_dir / 'raw-synapse.log'}"
+                )
+            raw.samples.append((answered - t0) * 1000)
         finally:
             ctx.env.stop_procs([proc], eof_wait=0.0, grace=30.0)
         wait_for(lambda: _port_free(port), 30.0, "the homeserver's port to be free")
