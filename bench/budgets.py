@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench._env import BenchError
 from bench._stats import ERROR, FAIL, PASS, Dist, Row
 
 __all__ = ["BUDGETS", "Budget", "Ratio", "Ceiling", "Allowance", "Floor", "judge", "broken"]
@@ -16,7 +17,7 @@ __all__ = ["BUDGETS", "Budget", "Ratio", "Ceiling", "Allowance", "Floor", "judge
 
 def _baseline(raw: Dist | None) -> Dist:
     if raw is None or not raw.samples:
-        raise ValueError("this budget compares with a baseline, and there are no raw samples")
+        raise BenchError("this budget compares with a baseline, and there are no raw samples")
     return raw
 
 
@@ -112,7 +113,7 @@ def judge(rid: str, raw: Dist | None, ours: Dist, *, title: str = "", note: str 
     Ceiling, which may have none)."""
     budget = BUDGETS[rid]
     if not ours.samples:
-        raise ValueError(f"{rid}: no samples to judge")
+        raise BenchError(f"{rid}: no samples to judge")
     ok, ratio = budget.rule.judge(raw, ours)
     verdict = PASS if ok else FAIL
     return Row(rid, title or budget.title, raw, ours, budget.rule.text(), verdict, ratio, note)
