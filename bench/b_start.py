@@ -2,8 +2,9 @@
 
 New session: Service(...) + Service.connect() for a never-seen identity (state dir and store
 created, account registered, profile set, lobby joined), in the bench process, as the MCP
-server does it. Budget: 500 ms absolute. Context: the same Matrix calls made raw (register
-with the shared secret, invite into an invite-only room, join, list members).
+server does it. Its budget is absolute (bench/budgets.py); context: the same Matrix calls
+made raw (register with the shared secret, invite into an invite-only room, join, list
+members).
 
 First start, with Synapse installed but stopped: homeserver.start() until it returns (the
 server answers /versions) vs Synapse's own start: the same command line run directly until
