@@ -138,7 +138,7 @@ class _Canvas:
 
 def write_chart(rows: list[Row], path: Path, title: str) -> bool:
     """Write the PNG; False if no row has latency samples to draw."""
-    bands = [r for r in rows if r.chart and r.ours and r.ours.samples and r.ours.unit == "ms"]
+    bands = [r for r in rows if r.ours and r.ours.samples and r.ours.unit == "ms"]
     if not bands:
         return False
     left, right, top, band_h = 450, 40, 70, 56

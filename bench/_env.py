@@ -27,8 +27,9 @@ from bench import _janitor
 REPO = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO / "bench"
 PYTHON = sys.executable
+HOOK = REPO / "hooks" / "run.py"  # what hooks/hooks.json runs, with PYTHON -I -S
 
-__all__ = ["BenchEnv", "free_port", "wait_for", "REPO", "PYTHON", "BenchError"]
+__all__ = ["BenchEnv", "free_port", "wait_for", "REPO", "PYTHON", "HOOK", "BenchError"]
 
 # Settings of the developer's or CI's environment that must not leak into the bench.
 _SCRUB = (

@@ -1,9 +1,10 @@
 """One ClaudeMatrix session as a child process: our side of each comparison.
 
 Run as `python -m bench._ourpeer` with the bench's environment. A JSON line on stdin says
-which identity to be; it connects (Service.connect: account, lobby), runs the session's sync
-loop (Service.sync_forever) as the MCP server does, prints `ready <user id> <lobby room>`,
-then takes commands on stdin:
+which identity to be (and, under "trust", whom it trusts, so that a raw sender's invitation
+is joined rather than held as a request); it connects (Service.connect: account, lobby),
+runs the session's sync loop (Service.sync_forever) as the MCP server does, prints
+`ready <user id> <lobby room>`, then takes commands on stdin:
 
 - `send <to> <token>`: Service.send; prints `sent <token> <t0> <t1>`.
 - `burst <to> <n> <tag>`: n sends one after another; prints `burst <tag> <t0> <t1>`.
@@ -25,7 +26,7 @@ from bench._rawpeer import FILLER
 from claudematrix.config import load_config
 from claudematrix.errors import ClaudeMatrixError
 from claudematrix.identity import Identity
-from claudematrix.ids import IdentityName
+from claudematrix.ids import IdentityName, UserID
 from claudematrix.service import Service
 
 
@@ -47,6 +48,8 @@ async def _main() -> None:
         Identity(IdentityName(spec["identity"]), False, False),
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
+    for user in spec.get("trust", []):
+        service.store.set_trusted(UserID(user), True)
     stop = asyncio.Event()
     sync_task: asyncio.Task[None] | None = None
     try:

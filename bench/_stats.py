@@ -1,4 +1,4 @@
-"""Samples, their summaries, and one result row per performance budget (docs/performance.md)."""
+"""Samples, their summaries, and the result row of one budget (bench/budgets.py judges it)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = [
-    "Dist",
-    "Row",
-    "percentile",
-    "ratio_row",
-    "absolute_row",
-    "additive_row",
-    "higher_is_better_row",
-    "pending_row",
-    "error_row",
-]
+__all__ = ["Dist", "Row", "percentile", "PASS", "FAIL", "ERROR"]
 
-PASS, FAIL, INFO, PENDING, ERROR = "pass", "fail", "info", "not measured yet", "error"
+PASS, FAIL, ERROR = "pass", "fail", "error"  # error: not measured, the note says why
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -83,8 +73,6 @@ class Row:
     verdict: str
     ratio: dict[str, float] = field(default_factory=dict)
     note: str = ""
-    pending: bool = False  # depends on work not done yet: no figure, and no fake one
-    chart: bool = True  # latency distributions go on the chart
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -96,62 +84,6 @@ class Row:
             "ratio": {k: _round(v) for k, v in self.ratio.items()},
             "limit": self.limit,
             "verdict": self.verdict,
-            "pending": self.pending,
             "note": self.note,
             "extra": self.extra,
         }
-
-
-def ratio_row(
-    id: str, title: str, raw: Dist, ours: Dist, limits: dict[str, float], note: str = ""
-) -> Row:
-    """Lower is better; each quantile of ours must be <= limit x the same quantile of raw."""
-    ratio = {q: ours.q(q) / raw.q(q) for q in limits}
-    ok = all(ratio[q] <= limit for q, limit in limits.items())
-    text = ", ".join(f"{q} <= {limit:g}x" for q, limit in limits.items())
-    return Row(id, title, raw, ours, text, PASS if ok else FAIL, ratio, note)
-
-
-def absolute_row(
-    id: str,
-    title: str,
-    ours: Dist,
-    limits: dict[str, float],
-    raw: Dist | None = None,
-    note: str = "",
-) -> Row:
-    """Lower is better; each quantile of ours must be <= an absolute limit (raw: context)."""
-    ok = all(ours.q(q) <= limit for q, limit in limits.items())
-    text = ", ".join(f"{q} <= {limit:g} {ours.unit}" for q, limit in limits.items())
-    ratio = {q: ours.q(q) / raw.q(q) for q in limits} if raw and raw.samples else {}
-    return Row(id, title, raw, ours, text, PASS if ok else FAIL, ratio, note)
-
-
-def additive_row(
-    id: str, title: str, raw: Dist, ours: Dist, q: str, plus: float, note: str = ""
-) -> Row:
-    """Lower is better; ours at quantile q must be <= raw at q + `plus` (same unit)."""
-    ok = ours.q(q) <= raw.q(q) + plus
-    ratio = {q: ours.q(q) / raw.q(q), f"{q}_delta": ours.q(q) - raw.q(q)}
-    text = f"{q} <= raw + {plus:g} {ours.unit}"
-    return Row(id, title, raw, ours, text, PASS if ok else FAIL, ratio, note)
-
-
-def higher_is_better_row(
-    id: str, title: str, raw: Dist, ours: Dist, at_least: float, note: str = ""
-) -> Row:
-    """Rates: ours' median must be >= at_least x raw's median."""
-    ratio = {"p50": ours.q("p50") / raw.q("p50")}
-    ok = ratio["p50"] >= at_least
-    text = f"p50 >= {at_least:g}x"
-    row = Row(id, title, raw, ours, text, PASS if ok else FAIL, ratio, note)
-    row.chart = False
-    return row
-
-
-def pending_row(id: str, title: str, limit: str, why: str) -> Row:
-    return Row(id, title, None, None, limit, PENDING, note=why, pending=True, chart=False)
-
-
-def error_row(id: str, title: str, limit: str, why: str) -> Row:
-    return Row(id, title, None, None, limit, ERROR, note=why, chart=False)

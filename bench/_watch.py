@@ -111,13 +111,6 @@ class StoreWatch:
             return 0
         return int(text) if text.isdigit() else 0
 
-    def next_batch(self, i: int) -> str | None:
-        conn = self._conn(i)
-        if conn is None:
-            return None
-        row = conn.execute("SELECT value FROM meta WHERE key = 'next_batch'").fetchone()
-        return str(row[0]) if row else None
-
     def _touched(self, timeout: float) -> set[int] | None:
         """Indices whose directory changed, or None if the wait ended without an event."""
         if self._fd is None:

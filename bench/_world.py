@@ -67,13 +67,18 @@ class Ctx:
             peer.expect("ready", timeout, "ready")
 
     def our_peers(
-        self, names: list[str], *, sync: bool = True, timeout: float = 120.0
+        self,
+        names: list[str],
+        *,
+        sync: bool = True,
+        trust: tuple[str, ...] = (),
+        timeout: float = 120.0,
     ) -> list[OurPeer]:
-        """Start sessions (in parallel) and wait until each is connected and syncing."""
+        """Start sessions (in parallel) and wait until each is connected and syncing; each
+        trusts the users in `trust` (raw senders whose invitations it must join)."""
+        spec = {"sync": sync, "trust": list(trust)}
         started = [
-            Peer.start(
-                self.env, name, [PYTHON, "-m", "bench._ourpeer"], {"identity": name, "sync": sync}
-            )
+            Peer.start(self.env, name, [PYTHON, "-m", "bench._ourpeer"], {"identity": name, **spec})
             for name in names
         ]
         ready: list[OurPeer] = []

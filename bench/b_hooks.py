@@ -1,80 +1,163 @@
-"""Hook wall time and idle wake, from bench/bench_hooks.py (written alongside the hooks).
+"""Hook wall time: the hooks Claude Code runs on every tool call and prompt.
 
-bench_hooks.run(quick: bool) -> list[dict] gives one dict per figure:
-
-    {"id": "hook_idle" | "hook_mail" | "wake" | ...,   # required
-     "title": "Hook, nothing new (PostToolUse)",        # optional
-     "unit": "ms",                                      # optional, default ms
-     "baseline": [ms, ...], "ours": [ms, ...],          # samples, interleaved A B A B
-     "baseline_label": "...", "ours_label": "...",      # optional
-     "note": "...",                                     # optional
-     "pending": true}                                   # instead of samples: not measurable yet
-
-("raw"/"raw_samples"/"baseline_samples"/"baseline_ms" and "ours_samples"/"ours_ms" are read
-too, as are {"samples": [...]} dicts.) The budget comes from the id: "wake" in it -> p50 <=
-raw + 25 ms; "mail" in it -> p50 <= 2.5x; otherwise (nothing new) -> p50 <= 1.3x.
-Missing figures become rows marked "not measured yet", never made-up numbers. The idle wake
-row "wake" belongs to bench/b_wake.py (Service.send -> waiter exit, the whole path);
-bench_hooks' own wake figure (a raw sender, so only our receive side) is shown beside it as
-"wake_recv".
+Ours: `<venv python> -I -S hooks/run.py <event>`, the command of hooks/hooks.json. Baseline:
+`<venv python> -I -S -c pass` fed the same stdin, the interpreter start any hook pays.
+Samples alternate baseline, ours.
+- hook_idle / hook_idle_prompt: PostToolUse / UserPromptSubmit with nothing new.
+- hook_mail: PostToolUse announcing one new message, committed and signalled before each
+  run (not timed).
+The session is an identity dir of its own with a real store filled through
+claudematrix.store: the hooks read only local files, so no homeserver is involved.
 """
 
 from __future__ import annotations
 
-import importlib
+import json
+import os
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
-from bench._stats import Dist, Row, additive_row, error_row, pending_row, ratio_row
+from bench import _janitor
+from bench._env import HOOK, PYTHON, REPO, BenchError
+from bench._stats import Dist, Row
 from bench._world import Ctx
+from bench.budgets import judge
 
-__all__ = ["bench_hooks", "row_from_dict"]
+__all__ = ["bench_hooks"]
 
-_HOOKS_FILE = Path(__file__).resolve().parent / "bench_hooks.py"
-_IDLE = ("hook_idle", "Hook, nothing new", "p50 <= 1.3x")
-_MAIL = ("hook_mail", "Hook, with new mail", "p50 <= 2.5x")
-_WAKE = ("wake", "Idle wake: send -> Stop hook exits", "p50 <= raw + 25 ms")
-
-
-def _samples(d: dict[str, Any], keys: tuple[str, ...]) -> list[float] | None:
-    for key in keys:
-        value = d.get(key)
-        if isinstance(value, dict):
-            value = value.get("samples")
-        if isinstance(value, list) and value and all(isinstance(x, (int, float)) for x in value):
-            return [float(x) for x in value]
-    return None
+_BARE = [PYTHON, "-I", "-S", "-c", "pass"]
+_SESSION = "0b3c7c0e-5d1c-4a39-9a43-5f0c2e1d7a11"
 
 
-def row_from_dict(d: dict[str, Any]) -> Row:
-    rid = str(d.get("id") or d.get("name") or "hook")
-    kind = _WAKE if "wake" in rid else _MAIL if "mail" in rid else _IDLE
-    title = str(d.get("title") or kind[1])
-    note = str(d.get("note") or "")
-    if d.get("pending"):
-        return pending_row(rid, title, kind[2], note or "not measured yet")
-    unit = str(d.get("unit") or "ms")
-    raw_s = _samples(
-        d, ("baseline", "raw", "baseline_samples", "raw_samples", "baseline_ms", "raw_ms")
-    )
-    ours_s = _samples(d, ("ours", "ours_samples", "ours_ms"))
-    if raw_s is None or ours_s is None:
-        return error_row(rid, title, kind[2], f"bench_hooks gave no samples: keys {sorted(d)}")
-    raw = Dist(str(d.get("baseline_label") or "bare venv python -I -S -c pass"), unit, raw_s)
-    ours = Dist(str(d.get("ours_label") or rid), unit, ours_s)
-    if kind is _WAKE:
-        return additive_row(rid, title, raw, ours, "p50", 25.0, note=note)
-    return ratio_row(rid, title, raw, ours, {"p50": 2.5 if kind is _MAIL else 1.3}, note=note)
+def _payload(event: str) -> bytes:
+    """Shaped like Claude Code 2.1.330's input (session_id first), with a realistic tool
+    output: the hook reads its stdin, so the size matters."""
+    body: dict[str, Any] = {
+        "session_id": _SESSION,
+        "transcript_path": f"/tmp/{_SESSION}.jsonl",
+        "cwd": str(REPO),
+        "prompt_id": "d09f4a34-486e-4a51-a525-4856e1956d5d",
+        "permission_mode": "default",
+        "hook_event_name": {"post-tool-use": "PostToolUse"}.get(event, "UserPromptSubmit"),
+    }
+    if event == "post-tool-use":
+        body |= {
+            "tool_name": "Bash",
+            "tool_input": {"command": "ls -la src", "description": "List files"},
+            "tool_response": {"stdout": "x" * 4000, "stderr": "", "interrupted": False},
+            "tool_use_id": "toolu_4ef66e7a568c41afbf6c316a",
+        }
+    else:
+        body["prompt"] = "please carry on with the parser"
+    return json.dumps(body).encode()
+
+
+def _timed(argv: list[str], stdin: bytes, env: dict[str, str]) -> tuple[float, bytes]:
+    """Wall ms of one run to its exit, and its stdout."""
+    started = time.perf_counter()
+    proc = subprocess.run(argv, input=stdin, capture_output=True, env=env, check=False)
+    elapsed = (time.perf_counter() - started) * 1000
+    if proc.returncode != 0:
+        raise BenchError(f"{argv[-1]} exited {proc.returncode}: {proc.stderr[-300:]!r}")
+    return elapsed, proc.stdout
+
+
+class _Mailbox:
+    """One session's identity dir with a real store, and new mail put into it on demand."""
+
+    def __init__(self, home: Path) -> None:
+        from claudematrix.ids import RoomID, UserID
+        from claudematrix.store import Membership, RoomRecord, Store, SyncBatch
+
+        self.dir = home / "identities" / _SESSION
+        self.dir.mkdir(parents=True, mode=0o700)
+        (self.dir / "account.json").write_text(json.dumps({"user_id": "@cc-0b3c7c0e:localhost"}))
+        self.store = Store(self.dir / "store.db")
+        self.store.set_setting("display_name", "claudematrix@main on bench (0b3c7c0e)")
+        self.peer = UserID("@cc-alice:localhost")
+        self.room = RoomID("!dm:localhost")
+        lobby = RoomID("!lobby:localhost")
+        self.store.commit_sync(
+            SyncBatch(
+                next_batch="s0",
+                rooms=[RoomRecord(lobby, "lobby"), RoomRecord(self.room, "dm", self.peer)],
+                memberships=[Membership(lobby, self.peer, "Alice", True)],
+            )
+        )
+        self.sent = 0
+
+    def new_mail(self) -> None:
+        """Commit one message and signal it, as the session's sync loop does."""
+        from claudematrix.ids import EventID
+        from claudematrix.local.markers import signal_new_mail
+        from claudematrix.store import SyncBatch
+        from claudematrix.types import Direction, Label, Message
+
+        self.sent += 1
+        message = Message(
+            event_id=EventID(f"$bench{self.sent}"),
+            room_id=self.room,
+            sender=self.peer,
+            sender_name="parser@main on bench (alice)",
+            direction=Direction.IN,
+            subject=f"Review request {self.sent}: tokenizer",
+            body="Could you review the tokenizer change? " * 5,
+            label=Label.PRIVATE,
+            origin_ts=int(time.time() * 1000),
+        )
+        ids = self.store.commit_sync(SyncBatch(next_batch=f"s{self.sent}", messages=[message]))
+        signal_new_mail(self.dir, max(ids))
+
+
+def _measure(
+    event: str, mailbox: _Mailbox, env: dict[str, str], pairs: int, *, with_mail: bool
+) -> tuple[Dist, Dist]:
+    stdin = _payload(event)
+    hook = [PYTHON, "-I", "-S", str(HOOK), event]
+    for _ in range(5):  # warm the page cache and the bytecode caches
+        _timed(_BARE, stdin, env)
+        if with_mail:
+            mailbox.new_mail()
+        _timed(hook, stdin, env)
+    bare = Dist("bare venv python -I -S -c pass", "ms")
+    ours = Dist(f"hooks/run.py {event}", "ms")
+    for _ in range(pairs):
+        bare.samples.append(_timed(_BARE, stdin, env)[0])
+        if with_mail:
+            mailbox.new_mail()
+        elapsed, out = _timed(hook, stdin, env)
+        if with_mail and b"new message" not in out:
+            raise BenchError(f"the hook announced nothing: {out[:300]!r}")
+        if not with_mail and out:
+            raise BenchError(f"the hook said something with nothing new: {out[:300]!r}")
+        ours.samples.append(elapsed)
+    return bare, ours
 
 
 def bench_hooks(ctx: Ctx) -> list[Row]:
-    if not _HOOKS_FILE.exists():
-        why = "bench/bench_hooks.py (the hooks' own timings) does not exist yet"
-        return [pending_row(k[0], k[1], k[2], why) for k in (_IDLE, _MAIL)]
-    module = importlib.import_module("bench.bench_hooks")
-    rows = [row_from_dict(d) for d in module.run(ctx.quick)]
-    for row in rows:
-        if row.id == "wake":  # bench/b_wake.py owns "wake": the whole path from Service.send
-            row.id = "wake_recv"
-            row.title = "Idle wake, receive side (raw sender)"
+    pairs = 40 if ctx.quick else 200
+    home = ctx.env.run_dir / "hooks-home"
+    mailbox = _Mailbox(home)
+    # What Claude Code gives a hook that matters here, and nothing of the bench's own world.
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(ctx.env.run_dir),
+        "CLAUDEMATRIX_HOME": str(home),
+        "CLAUDE_CODE_SESSION_ATTENDED": "1",
+        _janitor.MARKER_ENV: str(ctx.env.run_dir),
+    }
+    rows = []
+    try:
+        for rid, event, with_mail in (
+            ("hook_idle", "post-tool-use", False),
+            ("hook_idle_prompt", "user-prompt-submit", False),
+            ("hook_mail", "post-tool-use", True),
+        ):
+            bare, ours = _measure(event, mailbox, env, pairs, with_mail=with_mail)
+            note = f"{pairs} pairs; same stdin ({len(_payload(event))} bytes) for both"
+            rows.append(judge(rid, bare, ours, note=note))
+    finally:
+        mailbox.store.close()
     return rows

@@ -23,9 +23,10 @@ from collections.abc import Callable
 from bench._env import PYTHON, BenchError
 from bench._proc import Peer, collect, cpu_seconds, synapse_pid
 from bench._rawpeer import Raw
-from bench._stats import Dist, Row, absolute_row, ratio_row
+from bench._stats import Dist, Row
 from bench._watch import StoreWatch
 from bench._world import Ctx
+from bench.budgets import judge
 
 __all__ = ["bench_scale"]
 
@@ -190,23 +191,21 @@ def bench_scale(ctx: Ctx) -> list[Row]:
         ctx.stop(servers)
     ready = Dist(f"MCP server spawn -> whoami answered ({WINDOW} starting at once)", "ms", ready_ms)
     scale_note = "" if n == 50 else f" (quick mode: {n} sessions, not 50)"
-    rss_row = absolute_row(
+    rss_row = judge(
         "rss",
-        f"MCP server RSS, {n} sessions{scale_note}",
+        None,
         rss,
-        {"max": 80.0},
+        title=f"MCP server RSS, {n} sessions{scale_note}",
         note=f"Synapse RSS with {n} sessions: {synapse:.0f} MiB; MCP server spawn -> tools "
         f"ready p50 {ready.q('p50'):.0f} ms, p95 {ready.q('p95'):.0f} ms",
     )
-    rss_row.chart = False
     rss_row.extra["mcp_ready_ms"] = ready.summary()
     rss_row.extra["synapse_rss_mib"] = round(synapse, 1)
-    fan_row = ratio_row(
+    fan_row = judge(
         "fanout",
-        f"Lobby fan-out to the last of {n}{scale_note}",
         raw,
         mine,
-        {"p50": 1.2},
+        title=f"Lobby fan-out to the last of {n}{scale_note}",
         note=f"{reps} pairs; lobby and raw room both have {members} members; CPU cores busy "
         f"during raw / ours rounds: our {n} idle sessions {load['raw_servers']:.2f} / "
         f"{load['ours_servers']:.2f}, Synapse {load['raw_synapse']:.2f} / "

@@ -2,8 +2,9 @@
 
 New session: Service(...) + Service.connect() for a never-seen identity (state dir and store
 created, account registered, profile set, lobby joined), in the bench process, as the MCP
-server does it. Budget: 500 ms absolute. Context: the same Matrix calls made raw (register
-with the shared secret, invite into an invite-only room, join, list members).
+server does it. Its budget is absolute (bench/budgets.py); context: the same Matrix calls
+made raw (register with the shared secret, invite into an invite-only room, join, list
+members).
 
 First start, with Synapse installed but stopped: homeserver.start() until it returns (the
 server answers /versions) vs Synapse's own start: the same command line run directly until
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import http.client
 import json
 import socket
@@ -24,8 +26,9 @@ from urllib.parse import quote
 
 from bench._env import BenchError, wait_for
 from bench._rawpeer import Raw
-from bench._stats import Dist, Row, absolute_row, ratio_row
+from bench._stats import Dist, Row
 from bench._world import Ctx
+from bench.budgets import judge
 
 __all__ = ["bench_new_session", "bench_first_start"]
 
@@ -70,16 +73,7 @@ def bench_new_session(ctx: Ctx) -> list[Row]:
         asyncio.run(run())
     finally:
         machine.close()
-    return [
-        absolute_row(
-            "new_session",
-            "New session ready (homeserver running)",
-            ours,
-            {"p50": 500.0},
-            raw=raw,
-            note=f"{reps} new identities",
-        )
-    ]
+    return [judge("new_session", raw, ours, note=f"{reps} new identities")]
 
 
 def _leave_all(ctx: Ctx, name: str) -> None:
@@ -117,6 +111,10 @@ def _versions_ok(port: int) -> bool:
         conn.close()
 
 
+def _answered_or_exited(proc: subprocess.Popen[bytes], port: int) -> bool:
+    return proc.poll() is not None or _versions_ok(port)
+
+
 def bench_first_start(ctx: Ctx) -> list[Row]:
     from claudematrix import homeserver
     from claudematrix.homeserver import homeserver_paths
@@ -144,16 +142,18 @@ def bench_first_start(ctx: Ctx) -> list[Row]:
             )
         ctx.env.procs.append(proc)
         try:
-            while not _versions_ok(port):
-                if proc.poll() is not None:
-                    raise BenchError(
-                        f"Synapse run directly exited ({proc.returncode}); see "
-                        f"{ctx.env.run_dir / 'raw-synapse.log'}"
-                    )
-                if time.monotonic() - t0 > 120:
-                    raise BenchError("Synapse run directly did not answer within 120 s")
-                time.sleep(0.01)
-            raw.samples.append((time.monotonic() - t0) * 1000)
+            wait_for(
+                functools.partial(_answered_or_exited, proc, port),
+                120.0,
+                "Synapse run directly to answer",
+            )
+            answered = time.monotonic()
+            if proc.poll() is not None:
+                raise BenchError(
+                    f"Synapse run directly exited ({proc.returncode}); see "
+                    f"{ctx.env.run_dir / 'raw-synapse.log'}"
+                )
+            raw.samples.append((answered - t0) * 1000)
         finally:
             ctx.env.stop_procs([proc], eof_wait=0.0, grace=30.0)
         wait_for(lambda: _port_free(port), 30.0, "the homeserver's port to be free")
@@ -162,13 +162,4 @@ def bench_first_start(ctx: Ctx) -> list[Row]:
         ours.samples.append((time.monotonic() - t0) * 1000)
     with contextlib.suppress(Exception):
         homeserver.start(config)  # later benchmarks need it running
-    return [
-        ratio_row(
-            "first_start",
-            "First start, homeserver installed but stopped",
-            raw,
-            ours,
-            {"p50": 1.3},
-            note=f"{pairs} pair(s), same database",
-        )
-    ]
+    return [judge("first_start", raw, ours, note=f"{pairs} pair(s), same database")]

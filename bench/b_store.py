@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable
 from itertools import accumulate
 
-from bench._stats import Dist, Row, absolute_row
+from bench._stats import Dist, Row, percentile
 from bench._world import Ctx
+from bench.budgets import judge
 
 __all__ = ["bench_store", "fill_store", "searches"]
 
@@ -258,35 +259,14 @@ def bench_store(ctx: Ctx) -> list[Row]:
     note = f"{MESSAGES} messages ({unread} unread), filled in {fill_s:.0f} s; {reps} calls each"
     search_note = f"{search_reps} calls, a mix of {len(mix)} queries; worst: "
     rows = [
-        absolute_row(
-            "store_inbox",
-            "Inbox listing at 100k (unread, 50)",
-            inbox[1],
-            {"p95": 5.0},
-            raw=inbox[0],
-            note=note,
-        ),
-        absolute_row(
-            "store_inbox_all",
-            "Inbox listing at 100k (all, 50)",
-            inbox_all[1],
-            {"p95": 5.0},
-            raw=inbox_all[0],
-            note=note,
-        ),
-        absolute_row(
-            "store_search",
-            "Full-text search at 100k (20 hits)",
-            search[1],
-            {"p95": 20.0},
-            raw=search[0],
-            note=search_note + _worst(per_query),
-        ),
+        judge("store_inbox", inbox[0], inbox[1], note=note),
+        judge("store_inbox_all", inbox_all[0], inbox_all[1], note=note),
+        judge("store_search", search[0], search[1], note=search_note + _worst(per_query)),
     ]
     rows[2].extra["per_query_ms"] = {
         q: {
             "what": what,
-            "median": round(_median(per_query[q]), 3),
+            "median": round(percentile(per_query[q], 50), 3),
             "max": round(max(per_query[q]), 3),
         }
         for q, what in mix
@@ -295,14 +275,8 @@ def bench_store(ctx: Ctx) -> list[Row]:
     return rows
 
 
-def _median(xs: list[float]) -> float:
-    ordered = sorted(xs)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def _worst(per_query: dict[str, list[float]]) -> str:
     query, samples = max(
-        ((q, s) for q, s in per_query.items() if s), key=lambda item: _median(item[1])
+        ((q, s) for q, s in per_query.items() if s), key=lambda item: percentile(item[1], 50)
     )
-    return f"{query!r} median {_median(samples):.1f} ms"
+    return f"{query!r} median {percentile(samples, 50):.1f} ms"
