@@ -244,8 +244,13 @@ def _wait_ready(
     while True:
         if versions_ok(url, timeout=1.0):
             return
+        # A child we started is judged by its exit status alone: until it has exec'd, its
+        # command line is still ours, so under load is_our_synapse would call it gone.
         exited = proc.poll() if proc is not None else None
-        if exited is not None or not is_our_synapse(pid, paths.config_path):
+        stopped = (
+            exited is not None if proc is not None else not is_our_synapse(pid, paths.config_path)
+        )
+        if stopped:
             paths.pid_path.unlink(missing_ok=True)
             code = f" (exit code {exited})" if exited is not None else ""
             last = _last_log_line(paths.log_path, log_offset)
