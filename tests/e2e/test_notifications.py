@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -32,20 +31,15 @@ from typing import Any
 
 import pytest
 
-from e2e.support.claude_cli import REPO, TOOL_PREFIX, Claude, wait_until
+from e2e.support.claude_cli import REPO, TOOL_PREFIX, Claude
 from e2e.support.fake_model import FakeModel, Reply, Text, ToolUse, message_texts, session_of
+from support import wait_until
 
 pytestmark = pytest.mark.e2e
 
 WHOAMI = TOOL_PREFIX + "whoami"
 START_TIMEOUT = 240.0  # B's first start may start the homeserver
 STEP_TIMEOUT = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Mail:
@@ -111,7 +105,6 @@ def _texts(body: dict[str, Any]) -> str:
 def test_new_mail_reaches_a_busy_an_idle_and_a_starting_session(
     claude: Claude, fake_model: FakeModel
 ) -> None:
-    claude.env_extra["CLAUDEMATRIX_PORT"] = str(_free_port())
     claude.install_plugin_from(REPO)
     b = str(uuid.uuid4())
     state = Path(claude.env()["CLAUDEMATRIX_HOME"])
@@ -258,7 +251,6 @@ def test_hooks_keep_out_of_the_way_of_a_one_shot_print(
 ) -> None:
     """`claude -p "..."` must end promptly: no idle waiter holds it open (Claude Code waits
     for background hooks before exiting)."""
-    claude.env_extra["CLAUDEMATRIX_PORT"] = str(_free_port())
     claude.install_plugin_from(REPO)
     # The homeserver first, so the fixture's teardown finds (and stops) it: a one-shot
     # session may end while its MCP server is still starting one.
