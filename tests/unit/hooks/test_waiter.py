@@ -15,26 +15,9 @@ import pytest
 from claudematrix.hooks._waiter import BUSY_GRACE_S, wanted
 from claudematrix.local.layout import OFFLINE_FLAG, TURN_STATE, WAITER_PID
 from claudematrix.local.markers import signal_new_mail
-from unit.test_hooks import (
-    BODY,
-    PYTHON,
-    RUN,
-    World,
-    hook_env,
-    payload,
-    run_hook,
-)
+from support.hooks import BODY, PYTHON, RUN, World, hook_env, payload, run_hook
 
 SLEEP = "import time; time.sleep(60)"
-
-
-@pytest.fixture
-def world(isolated_home: Path) -> Iterator[World]:
-    w = World(isolated_home)
-    try:
-        yield w
-    finally:
-        w.close()
 
 
 class Waiter:
