@@ -140,7 +140,6 @@ class World:
         (self.dir / "account.json").write_text(json.dumps({"user_id": ME}))
         self.store.set_own_user_id(ME)  # Service._adopt
         self.store.set_setting("mode", Label.PRIVATE.value)  # Service._settle_initial_mode
-        self.store.set_setting("display_name", "proj@main on vm (5f82e2e0)")
         self.store.commit_sync(
             SyncBatch(
                 next_batch="s0",

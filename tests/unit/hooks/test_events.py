@@ -91,12 +91,21 @@ def test_session_start_says_who_i_am_and_what_is_unread(world: World) -> None:
     out = ran.output["hookSpecificOutput"]
     assert out["hookEventName"] == "SessionStart"
     text = out["additionalContext"]
-    assert f"proj@main on vm (5f82e2e0) <{ME}>, mode private; 2 unread messages" in text
+    # No display name recorded yet (the service records it when it connects): the Matrix ID.
+    assert f"this session is {ME} <{ME}>, mode private; 2 unread messages" in text
     assert '"new one"' in text and '"old one"' not in text  # announced once
     assert BODY not in text
     assert not (world.dir / OFFLINE_FLAG).exists()
+
+
+def test_session_start_names_the_session_as_its_service_recorded_it(world: World) -> None:
+    """The display name and the mode, as the service writes them to the store: the name when
+    it connects (Session.publish_if_changed), the mode when it changes (People.set_mode).
+    (tests/integration/test_messaging_cli.py checks the service really records the name.)"""
+    world.store.set_setting("display_name", "proj@main on vm (5f82e2e0)")
+    assert f"proj@main on vm (5f82e2e0) <{ME}>, mode private;" in run_hook("session-start").context
     world.store.set_setting("mode", "trusted")
-    assert "mode trusted" in run_hook("session-start").context
+    assert f"proj@main on vm (5f82e2e0) <{ME}>, mode trusted;" in run_hook("session-start").context
 
 
 def test_session_start_before_the_account_exists(isolated_home: Path) -> None:
