@@ -3,13 +3,16 @@ stdin), and a session's identity dir with a store to run them against.
 
 `World` sets an identity up the way the service leaves it after connecting (account.json,
 its own Matrix ID and mode in the store, the rooms its sync found), and adds mail the way the
-sync loop does (a commit, then the mail marker).
+sync loop does (a commit, then the mail marker). The last part looks at an idle waiter from
+outside (/proc): asleep in poll(), and for how long, so tests wait on that state instead of
+sleeping a guessed while.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import sqlite3
 import subprocess
 import sys
@@ -19,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from claudematrix.hooks._waiter import CHECK_S
 from claudematrix.ids import EventID, RoomID, UserID
+from claudematrix.local.layout import WAITER_PID
 from claudematrix.local.markers import signal_new_mail
 from claudematrix.store import Membership, RoomRecord, Store, SyncBatch
 from claudematrix.types import Direction, Label, Message
@@ -41,6 +46,12 @@ __all__ = [
     "run_hook",
     "World",
     "log_text",
+    "POLL_TIMEOUT_READABLE",
+    "asleep_in_poll",
+    "poll_timeout_ms",
+    "asleep_until_news",
+    "wakeups",
+    "waiter_asleep",
 ]
 
 RUN = REPO / "hooks" / "run.py"
@@ -199,3 +210,72 @@ def log_text(home: Path) -> str:
     """What the hooks logged (their failures) in this state dir."""
     path = home / "hooks.log"
     return path.read_text() if path.exists() else ""
+
+
+# --- the idle waiter, seen from outside (/proc) ---------------------------------------
+
+
+# poll(2) and ppoll(2) as /proc/<pid>/syscall numbers them, where we know the numbers.
+_POLL_CALLS = {"x86_64": {7, 271}, "aarch64": {73}}
+_POLL = 7 if platform.machine() == "x86_64" else None  # poll(fds, nfds, timeout_ms)
+POLL_TIMEOUT_READABLE = _POLL is not None
+
+
+def _syscall(pid: int) -> list[str]:
+    """The system call the process sleeps in: its number and arguments (["running"] if it
+    runs, [] if it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        return []
+
+
+def asleep_in_poll(pid: int) -> bool:
+    """The process sleeps in poll(): where the waiter spends all its time between wake-ups."""
+    call = _syscall(pid)
+    known = _POLL_CALLS.get(platform.machine())
+    if known is not None:
+        return bool(call) and call[0].isdigit() and int(call[0]) in known
+    try:  # another architecture: the kernel function it sleeps in
+        return "poll" in Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return False
+
+
+def poll_timeout_ms(pid: int) -> int | None:
+    """The timeout of the poll() the process sleeps in; None where we cannot read it."""
+    call = _syscall(pid)
+    if _POLL is None or len(call) < 4 or not call[0].isdigit() or int(call[0]) != _POLL:
+        return None
+    return int(call[3], 16)
+
+
+def asleep_until_news(pid: int) -> bool:
+    """Asleep in poll() for the long CHECK_S wait (not the short re-check while mail waits
+    for a busy turn's hooks). Where the timeout cannot be read, asleep in poll() at all."""
+    timeout = poll_timeout_ms(pid)
+    return asleep_in_poll(pid) and timeout in (None, int(CHECK_S * 1000))
+
+
+def wakeups(pid: int) -> int:
+    """How often the process went to sleep of its own accord (voluntary context switches):
+    it goes up each time the waiter wakes up and goes back to sleep. -1 once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return -1
+    for line in status.splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no voluntary_ctxt_switches in /proc/{pid}/status")
+
+
+def waiter_asleep(identity: Path) -> bool:
+    """This identity's idle waiter runs and sleeps in poll(): the session is idle and will
+    be woken by new mail."""
+    try:
+        pid = int((identity / WAITER_PID).read_text().strip())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return False
+    return b"stop-wait" in command and asleep_until_news(pid)
