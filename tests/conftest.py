@@ -20,6 +20,9 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     for var in (
         "CLAUDE_CODE_SESSION_ID",
         "CLAUDEMATRIX_HOMESERVER",
+        "CLAUDEMATRIX_PORT",
+        "CLAUDEMATRIX_SERVER_NAME",
+        "CLAUDEMATRIX_MACHINE_NAME",
         "CLAUDEMATRIX_REGISTRATION_SHARED_SECRET",
         "CLAUDEMATRIX_REGISTRATION_TOKEN",
         "CLAUDEMATRIX_USER",
