@@ -8,8 +8,10 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from claudematrix.hooks import _announce
 from claudematrix.ids import UserID
 from claudematrix.local.layout import ANNOUNCED_MARKER, MAIL_MARKER
+from claudematrix.types import Audience
 from support.hooks import World, log_text, run_hook
 
 
@@ -85,3 +87,8 @@ def test_nothing_is_marked_announced_unless_it_was_said(world: World) -> None:
     assert "no such table: trust" in log_text(world.home)
     world.store._conn.execute("ALTER TABLE trust_away RENAME TO trust")
     assert '"kept for later"' in run_hook("post-tool-use").context
+
+
+def test_where_a_sender_stands_is_said_in_the_audience_words() -> None:
+    """The hooks do not import claudematrix.types; their words must still be its values."""
+    assert (Audience.SELF.value, Audience.ANYONE.value) == (_announce.SELF, _announce.REMOTE)
