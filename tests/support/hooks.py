@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from claudematrix.hooks._events import _EVENT_NAMES as EVENT_NAMES
 from claudematrix.hooks._waiter import CHECK_S
 from claudematrix.ids import EventID, RoomID, UserID
 from claudematrix.local.layout import WAITER_PID
@@ -64,15 +65,6 @@ LOBBY = RoomID("!lobby:localhost")
 DM = RoomID("!dm:localhost")
 BODY = "THE-BODY-MUST-NOT-LEAK"
 
-EVENT_NAMES = {
-    "session-start": "SessionStart",
-    "user-prompt-submit": "UserPromptSubmit",
-    "post-tool-use": "PostToolUse",
-    "stop": "Stop",
-    "stop-wait": "Stop",
-    "session-end": "SessionEnd",
-}
-
 
 @dataclass
 class Ran:
@@ -108,7 +100,7 @@ def payload(event: str, sid: str = SID, **fields: Any) -> dict[str, Any]:
         "transcript_path": f"/tmp/{sid}.jsonl",
         "cwd": "/tmp",
         "permission_mode": "default",
-        "hook_event_name": EVENT_NAMES[event],
+        "hook_event_name": EVENT_NAMES[event],  # Claude Code's name of the event
         **fields,
     }
 

@@ -219,6 +219,17 @@ def test_hooks_json_shape() -> None:
     assert hooks["SessionEnd"][0]["hooks"][0]["timeout"] <= 1.5
 
 
+def _as_claude_code_runs(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
+    """A hooks.json command through `/bin/sh -c`, a PostToolUse input on its stdin."""
+    return subprocess.run(
+        ["/bin/sh", "-c", command],
+        input=json.dumps(payload("post-tool-use")).encode(),
+        capture_output=True,
+        env=env,
+        timeout=20,
+    )
+
+
 def test_missing_venv_python_leaves_the_session_alone(tmp_path: Path) -> None:
     """The first session starts before the plugin venv exists: the guard exits 0 quietly."""
     hooks = json.loads(HOOKS_JSON.read_text())["hooks"]
@@ -230,13 +241,7 @@ def test_missing_venv_python_leaves_the_session_alone(tmp_path: Path) -> None:
         "CLAUDE_PLUGIN_DATA": str(tmp_path / "no-data-yet"),
     }
     for command in commands:
-        proc = subprocess.run(
-            ["/bin/sh", "-c", command],
-            input=json.dumps(payload("post-tool-use")).encode(),
-            capture_output=True,
-            env=env,
-            timeout=10,
-        )
+        proc = _as_claude_code_runs(command, env)
         assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b""), command
 
 
@@ -246,12 +251,6 @@ def test_hooks_json_runs_the_venv_python_through_the_shell(world: World) -> None
     command = hooks["PostToolUse"][0]["hooks"][0]["command"]
     world.mail("via the shell")
     env = hook_env({"CLAUDE_PLUGIN_ROOT": str(REPO), "CLAUDEMATRIX_PLUGIN_VENV": sys.prefix})
-    proc = subprocess.run(
-        ["/bin/sh", "-c", command],
-        input=json.dumps(payload("post-tool-use")).encode(),
-        capture_output=True,
-        env=env,
-        timeout=20,
-    )
+    proc = _as_claude_code_runs(command, env)
     assert proc.returncode == 0
     assert "via the shell" in proc.stdout.decode()

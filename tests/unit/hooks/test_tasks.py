@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from support.hooks import World, payload, run_hook
+from support.hooks import Ran, World, payload, run_hook
 
 
 def _tool(name: str, given: dict[str, Any], response: Any = None, **extra: Any) -> dict[str, Any]:
@@ -17,28 +17,23 @@ def _tool(name: str, given: dict[str, Any], response: Any = None, **extra: Any) 
     )
 
 
+def _create(task_id: str, subject: str) -> Ran:
+    """Claude creates a task (TaskCreate answers with its id)."""
+    given = {"subject": subject, "description": "d"}
+    return run_hook(
+        "post-tool-use",
+        _tool("TaskCreate", given, {"task": {"id": task_id, "subject": subject}}),
+    )
+
+
 def _task(world: World) -> str:
     return str(json.loads((world.dir / "task.json").read_text())["task"])
 
 
 def test_task_tools_track_the_task_in_progress(world: World) -> None:
-    created = {"task": {"id": "7", "subject": "Write the parser"}}
-    assert (
-        run_hook(
-            "post-tool-use",
-            _tool("TaskCreate", {"subject": "Write the parser", "description": "d"}, created),
-        ).code
-        == 0
-    )
+    assert _create("7", "Write the parser").code == 0
     assert _task(world) == ""  # created, not started
-    run_hook(
-        "post-tool-use",
-        _tool(
-            "TaskCreate",
-            {"subject": "Ship it", "description": "d"},
-            {"task": {"id": "8", "subject": "Ship it"}},
-        ),
-    )
+    _create("8", "Ship it")
     run_hook("post-tool-use", _tool("TaskUpdate", {"taskId": "7", "status": "in_progress"}))
     assert _task(world) == "Write the parser"
     run_hook("post-tool-use", _tool("TaskUpdate", {"taskId": "8", "status": "in_progress"}))
@@ -63,14 +58,7 @@ def test_todowrite_replaces_the_list(world: World) -> None:
 
 
 def test_task_tools_of_a_subagent_or_other_tools_change_nothing(world: World) -> None:
-    run_hook(
-        "post-tool-use",
-        _tool(
-            "TaskCreate",
-            {"subject": "mine", "description": "d"},
-            {"task": {"id": "1", "subject": "mine"}},
-        ),
-    )
+    _create("1", "mine")
     run_hook("post-tool-use", _tool("TaskUpdate", {"taskId": "1", "status": "in_progress"}))
     run_hook(
         "post-tool-use",

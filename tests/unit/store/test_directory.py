@@ -5,15 +5,7 @@ blocks as the person sets them, and message requests."""
 from __future__ import annotations
 
 from claudematrix.ids import RoomID, UserID
-from claudematrix.store import (
-    Membership,
-    Person,
-    Presence,
-    Profile,
-    Request,
-    Store,
-    SyncBatch,
-)
+from claudematrix.store import Membership, Person, Presence, Profile, Request, Store, SyncBatch
 
 BOB = UserID("@cc-bob:localhost")
 EVE = UserID("@eve:evil.example")
