@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,20 +9,7 @@ import pytest
 
 from integration.conftest import SharedHomeserver, shared_homeserver_running
 from integration.harness import Machine, machine_one, machine_two
-
-REPO = Path(__file__).resolve().parent.parent
-CACHE = REPO / ".cache"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def synapse_venv() -> Path:
-    """The Synapse install tests share (made by .ci/run), so no test pays for installing it."""
-    return Path(os.environ.get("CLAUDEMATRIX_SYNAPSE_VENV", CACHE / "synapse-venv"))
+from support.synapse import synapse_venv
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +20,9 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     for var in (
         "CLAUDE_CODE_SESSION_ID",
         "CLAUDEMATRIX_HOMESERVER",
+        "CLAUDEMATRIX_PORT",
+        "CLAUDEMATRIX_SERVER_NAME",
+        "CLAUDEMATRIX_MACHINE_NAME",
         "CLAUDEMATRIX_REGISTRATION_SHARED_SECRET",
         "CLAUDEMATRIX_REGISTRATION_TOKEN",
         "CLAUDEMATRIX_USER",
@@ -48,9 +35,6 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("CLAUDEMATRIX_SYNAPSE_VENV", str(synapse_venv()))
     yield home
-
-
-PYTHON = sys.executable
 
 
 @pytest.fixture

@@ -17,12 +17,8 @@ from pathlib import Path
 import pytest
 from bench.budgets import BUDGETS
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def synapse_venv() -> Path:
-    return Path(os.environ.get("CLAUDEMATRIX_SYNAPSE_VENV") or REPO / ".cache" / "synapse-venv")
-
+from support import REPO
+from support.synapse import synapse_venv
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

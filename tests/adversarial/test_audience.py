@@ -16,8 +16,8 @@ from integration.harness import (
     project_dir,
     start_all,
     subjects_from,
-    wait_until,
 )
+from support import wait_until
 
 
 def _content(subject: str, text: str, label: str = "private") -> dict[str, object]:

@@ -20,8 +20,8 @@ from integration.harness import (
     project_dir,
     start_all,
     subjects_from,
-    wait_until,
 )
+from support import wait_until
 
 
 @pytest.mark.parametrize("damage", ["deleted", "corrupted"])

@@ -24,8 +24,8 @@ from integration.harness import (
     mcp_session,
     new_tag,
     project_dir,
-    wait_until,
 )
+from support import wait_until
 
 PUBLIC_ALIAS = "#claudematrix-public:localhost"
 

@@ -23,8 +23,8 @@ from integration.harness import (
     project_dir,
     start_all,
     subjects_from,
-    wait_until,
 )
+from support import wait_until
 
 
 def _denied(status: int) -> bool:

@@ -19,12 +19,13 @@ from typing import Any
 
 import pytest
 
-from e2e.support.claude_cli import REPO, TOOL_PREFIX, Claude, wait_until
+from e2e.support.claude_cli import REPO, TOOL_PREFIX, Claude
 from e2e.support.fake_model import FakeModel, Reply, Text, ToolUse, message_texts, session_of
 from e2e.support.fake_model import tool_results as results_in
-from integration.harness import Raw
+from integration.harness import PROFILE_EVENT, Raw
+from support import wait_until
 
-from .test_text import BANNED, FORGED_LINE, JUNK, PROFILE_EVENT, _no_forged_lines
+from .test_text import BANNED, FORGED_LINE, JUNK, _no_forged_lines
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ import pytest
 
 from e2e.support.claude_cli import REPO, Claude, find_claude
 from e2e.support.fake_model import FakeModel
-from integration.conftest import free_port
+from support import free_port
 
 DEV_VENV = REPO / ".venv"
 

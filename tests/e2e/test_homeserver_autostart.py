@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import signal
-import socket
 import subprocess
 import threading
 import uuid
@@ -22,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from e2e.support.claude_cli import REPO, TOOL_PREFIX, Claude, PrintResult, wait_until
+from e2e.support.claude_cli import REPO, TOOL_PREFIX, Claude, PrintResult
 from e2e.support.fake_model import FakeModel, ToolUse
+from support.synapse import kill_synapses, synapse_pids
 
 pytestmark = pytest.mark.e2e
 
@@ -32,18 +30,8 @@ MATRIX_ID = re.compile(r"Matrix ID: (@[a-z0-9._=/+-]+:[A-Za-z0-9.:-]+)")
 SESSION_TIMEOUT = 180.0  # includes the homeserver's start-up, which the MCP server waits for
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _state_dir(claude: Claude) -> Path:
     return Path(claude.env()["CLAUDEMATRIX_HOME"])
-
-
-def _config_path(claude: Claude) -> Path:
-    return _state_dir(claude) / "homeserver" / "homeserver.yaml"
 
 
 def _pid_file(claude: Claude) -> Path:
@@ -51,33 +39,7 @@ def _pid_file(claude: Claude) -> Path:
 
 
 def _synapse_pids(claude: Claude) -> set[int]:
-    """Live Synapse processes running this home's homeserver.yaml, straight from /proc."""
-    wanted = str(_config_path(claude))
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            raw = (Path("/proc") / entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        args = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
-        if "synapse.app.homeserver" in args and wanted in args:
-            found.add(int(entry))
-    # A child Synapse forks (a library running a helper program) shows its parent's command
-    # line until it execs: it is not a second homeserver.
-    return {pid for pid in found if _parent(pid) not in found}
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        status = (Path("/proc") / str(pid) / "status").read_text()
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("PPid:"):
-            return int(line.split()[1])
-    return None
+    return set(synapse_pids(_state_dir(claude)))
 
 
 def _claudematrix(claude: Claude, *args: str) -> subprocess.CompletedProcess[str]:
@@ -155,18 +117,15 @@ class _Watch:
 
 @pytest.fixture
 def plugin(claude: Claude) -> Iterator[Claude]:
-    """The plugin installed, the homeserver on a free port (not the default 18008). At the end,
-    after the harness's stop (`claudematrix down`), no Synapse of this home may survive."""
-    claude.env_extra["CLAUDEMATRIX_PORT"] = str(_free_port())
+    """The plugin installed (the `claude` fixture gave it a free port, not the default 18008).
+    At the end, after the harness's stop (`claudematrix down`), no Synapse of this home may
+    survive."""
     claude.install_plugin_from(REPO)
     try:
         yield claude
     finally:
         claude.stop_all()  # sessions, then `claudematrix down` if there is a pid file
-        for pid in _synapse_pids(claude):  # last resort: a Synapse without a pid file
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: not _synapse_pids(claude), 15, "leftover Synapse processes to exit")
+        kill_synapses(_state_dir(claude))  # last resort: a Synapse without a pid file
 
 
 def test_session_starts_the_homeserver(plugin: Claude, fake_model: FakeModel) -> None:

@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
-from e2e.support.claude_cli import REPO, TOOL_PREFIX, Claude, wait_until
+from e2e.support.claude_cli import REPO, TOOL_PREFIX, Claude
 from e2e.support.fake_model import FakeModel, ToolUse
 from e2e.support.stdio_client import StdioClient, clean_env
+from support import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -10,8 +10,9 @@ on the embedded Synapse that B's MCP server starts. Every step waits on a condit
    tool call) carries the header (PostToolUse);
 3. Stop: mail arriving during B's final step makes B continue once with the header; the
    continued turn then stops (no loop);
-4. idle: B waits for input; A sends; B wakes (asyncRewake Stop hook) and its next request
-   carries the header. The send -> wake latency is printed;
+4. idle: B waits for input (its idle waiter asleep); A sends; B wakes (asyncRewake Stop hook)
+   and its next request carries the header. The send -> wake latency is printed. It wakes
+   once: B's next request is the one A's next message brings;
 5. each message is announced exactly once across these paths, and none is marked read.
 """
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -32,20 +32,16 @@ from typing import Any
 
 import pytest
 
-from e2e.support.claude_cli import REPO, TOOL_PREFIX, Claude, wait_until
+from e2e.support.claude_cli import REPO, TOOL_PREFIX, Claude
 from e2e.support.fake_model import FakeModel, Reply, Text, ToolUse, message_texts, session_of
+from support import wait_until
+from support.hooks import waiter_asleep
 
 pytestmark = pytest.mark.e2e
 
 WHOAMI = TOOL_PREFIX + "whoami"
 START_TIMEOUT = 240.0  # B's first start may start the homeserver
 STEP_TIMEOUT = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Mail:
@@ -111,7 +107,6 @@ def _texts(body: dict[str, Any]) -> str:
 def test_new_mail_reaches_a_busy_an_idle_and_a_starting_session(
     claude: Claude, fake_model: FakeModel
 ) -> None:
-    claude.env_extra["CLAUDEMATRIX_PORT"] = str(_free_port())
     claude.install_plugin_from(REPO)
     b = str(uuid.uuid4())
     state = Path(claude.env()["CLAUDEMATRIX_HOME"])
@@ -146,6 +141,7 @@ def test_new_mail_reaches_a_busy_an_idle_and_a_starting_session(
         step("final step", final_step),  # request 2: end the turn while A sends
         step("continued", lambda: Text("noted the new mail")),  # request 3: after the block
         step("woken", lambda: Text("woke up for the mail")),  # request 4: the idle wake
+        step("woken again", lambda: Text("noted")),  # request 5: the next idle wake
     )
 
     with claude.stream_session(session_id=b) as session:
@@ -168,8 +164,9 @@ def test_new_mail_reaches_a_busy_an_idle_and_a_starting_session(
         assert len(turns) == 3, [_texts(t)[-300:] for t in turns]
         first, second, third = (_texts(t) for t in turns)
 
-        # 4. Idle: the turn ended and B waits for input; A sends; B wakes by itself.
-        time.sleep(0.5)  # let the Stop hooks settle (not a synchronisation: B is idle)
+        # 4. Idle: the turn ended and B waits for input (its idle waiter asleep); A sends; B
+        # wakes by itself.
+        wait_until(lambda: waiter_asleep(b_dir), STEP_TIMEOUT, "B's idle waiter to wait")
         before = len(fake_model.turns(b))
         woke: list[float] = []
 
@@ -195,13 +192,17 @@ def test_new_mail_reaches_a_busy_an_idle_and_a_starting_session(
             f"\nidle wake: A's send (server timestamp) -> B's next model request: "
             f"{latency_ms:.0f} ms"
         )
-        # No loop: nothing else arrives by itself.
-        time.sleep(3)
-        assert len(fake_model.turns(b)) == before + 1, "an idle session woke more than once"
+        # No loop: B woke once. The next request of B is the one the next mail brings.
+        wait_until(lambda: waiter_asleep(b_dir), STEP_TIMEOUT, "B's next idle waiter to wait")
+        subjects["again"], _ = mail.send(b_id, "idle-again")
+        fake_model.wait_for(lambda f: len(f.turns(b)) > before + 1, STEP_TIMEOUT)
+        session.wait_result(timeout=STEP_TIMEOUT)
         assert not errors, errors
 
     every = fake_model.turns(b)
-    last = wake = _texts(every[-1])
+    assert len(every) == before + 2, "an idle session woke more than once for one message"
+    wake, last = _texts(every[before]), _texts(every[-1])
+    assert subjects["again"] in last and subjects["again"] not in wake
 
     # Session start: who B is (the account may still be in the making at that moment).
     assert "ClaudeMatrix mail is sent and read with the ClaudeMatrix tools" in first
@@ -258,7 +259,6 @@ def test_hooks_keep_out_of_the_way_of_a_one_shot_print(
 ) -> None:
     """`claude -p "..."` must end promptly: no idle waiter holds it open (Claude Code waits
     for background hooks before exiting)."""
-    claude.env_extra["CLAUDEMATRIX_PORT"] = str(_free_port())
     claude.install_plugin_from(REPO)
     # The homeserver first, so the fixture's teardown finds (and stops) it: a one-shot
     # session may end while its MCP server is still starting one.

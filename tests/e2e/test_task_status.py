@@ -7,9 +7,9 @@ reply waits for that, so the session (and its MCP server, which publishes) is st
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-import time
 import uuid
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 
 from e2e.support.claude_cli import MCP_SERVER, REPO, Claude
 from e2e.support.fake_model import FakeModel, ToolUse, tool_results
+from support import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -55,12 +56,13 @@ def test_the_task_in_progress_shows_in_other_sessions_contacts(
             "TaskUpdate", {"taskId": match.group(1) if match else "1", "status": "in_progress"}
         )
 
+    def observed() -> bool:
+        seen["task"] = _task_of(claude, observer, me)
+        return seen["task"] == TASK
+
     def wait_until_observed(_body: dict[str, Any]) -> str:
-        deadline = time.monotonic() + SEEN_WITHIN_S
-        while time.monotonic() < deadline:
-            seen["task"] = _task_of(claude, observer, me)
-            if seen["task"] == TASK:
-                break
+        with contextlib.suppress(AssertionError):  # what was seen is asserted below
+            wait_until(observed, SEEN_WITHIN_S, "the observer to see the task")
         return "done"
 
     fake_model.script_for(

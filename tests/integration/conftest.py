@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,55 +18,8 @@ import pytest
 
 from claudematrix.config import Config, load_config
 from claudematrix.homeserver import start, stop
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def synapse_venv() -> Path:
-    return Path(os.environ.get("CLAUDEMATRIX_SYNAPSE_VENV", REPO / ".cache" / "synapse-venv"))
-
-
-def config_path_of(home: Path) -> Path:
-    return home / "homeserver" / "homeserver.yaml"
-
-
-def synapse_pids(home: Path) -> list[int]:
-    """Live Synapse processes running this home's config, read straight from /proc."""
-    wanted = str(config_path_of(home))
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            argv = (Path("/proc") / entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        args = [a.decode(errors="replace") for a in argv if a]
-        if "synapse.app.homeserver" in args and wanted in args:
-            pids.append(int(entry))
-    return sorted(pids)
-
-
-def kill_synapses(home: Path) -> None:
-    """Last-resort cleanup: SIGKILL every Synapse of this home, by pid, and wait for it."""
-    for pid in synapse_pids(home):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not synapse_pids(home), 10.0, "killed Synapse processes to exit")
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
+from support import free_port
+from support.synapse import kill_synapses, synapse_venv
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from support import wait_until
+
 from .conftest import SharedHomeserver
 from .harness import (
     PROFILE_EVENT,
@@ -31,7 +33,6 @@ from .harness import (
     start_all,
     stranger_on,
     subjects_from,
-    wait_until,
 )
 
 pytestmark = pytest.mark.integration
@@ -151,6 +152,7 @@ def test_status_and_listing_follow_the_publishers_mode(
                     30,
                     f"{what}: the status to show",
                 )
+                assert seen  # (for the type checker: wait_until returns what held)
                 assert (seen["audience"], seen["mode"], seen["project"]) == (
                     audience,
                     mode,
@@ -196,6 +198,7 @@ def test_presence_online_while_the_mcp_server_runs_offline_within_ttl_after_kill
             60,
             "the running session to show online",
         )
+        assert first  # (for the type checker: wait_until returns what held)
         assert first["audience"] == "same project"
         # Heartbeats keep it online, several TTLs after it first showed.
         wait_until(
@@ -254,6 +257,7 @@ def test_contacts_online_first_long_gone_hidden_but_still_addressable(
             60,
             "all three contacts, the live one online",
         )
+        assert listed  # (for the type checker: wait_until returns what held)
         # online first (before a nearer offline one), then nearest first
         assert [c["user_id"] for c in listed] == [live, near.user_id, far.user_id]
         assert [c["audience"] for c in listed] == ["same machine", "same project", "same machine"]

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import SharedHomeserver, free_port
+from support import free_port
+
+from .conftest import SharedHomeserver
 
 pytestmark = pytest.mark.integration
 

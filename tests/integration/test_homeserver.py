@@ -31,15 +31,10 @@ from claudematrix.homeserver import (
     status,
     stop,
 )
+from support import free_port, wait_until
+from support.synapse import config_path_of, synapse_pids, synapse_venv
 
-from .conftest import (
-    SharedHomeserver,
-    config_path_of,
-    free_port,
-    synapse_pids,
-    synapse_venv,
-    wait_for,
-)
+from .conftest import SharedHomeserver
 
 pytestmark = pytest.mark.integration
 
@@ -107,7 +102,7 @@ def test_eight_concurrent_starts_run_exactly_one_synapse(
         for i in range(8)
     ]
     try:
-        wait_for(
+        wait_until(
             lambda: all((tmp_path / f"c{i}.ready").exists() for i in range(8)),
             60,
             "all 8 starters to be ready",
@@ -150,7 +145,7 @@ def test_kill_9_is_noticed_and_start_recovers(
     assert start(config).pid == first.pid  # idempotent: no second server
 
     os.kill(first.pid, signal.SIGKILL)
-    wait_for(lambda: not status(config).running, 10, "status to notice the dead server")
+    wait_until(lambda: not status(config).running, 10, "status to notice the dead server")
     assert status(config).pid is None
 
     second = start(config)

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from support.hooks import payload, run_hook
+
 from .conftest import SharedHomeserver
 
 pytestmark = pytest.mark.integration
@@ -321,6 +323,16 @@ def test_whoami(cli: Cli, shared_homeserver: SharedHomeserver) -> None:
 def test_whoami_shows_my_display_name(cli: Cli) -> None:
     (a,) = names("a")
     assert a in cli.json("whoami", as_=a)["display_name"]
+
+
+def test_session_start_names_the_session_as_whoami_does(cli: Cli) -> None:
+    """The SessionStart hook says who the session is from what its service recorded: the
+    display name whoami shows, its Matrix ID and its mode."""
+    (a,) = names("a")
+    me = cli.json("whoami", as_=a)
+    ran = run_hook("session-start", payload("session-start", sid=a), env=cli.env)
+    assert (ran.code, ran.stderr) == (0, "")
+    assert f"this session is {me['display_name']} <{me['user_id']}>, mode private" in ran.context
 
 
 def test_status_says_where_the_homeserver_is_and_how_to_log_in(

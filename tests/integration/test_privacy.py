@@ -19,6 +19,8 @@ from typing import Any
 import mcp.types as types
 import pytest
 
+from support import wait_until
+
 from .conftest import SharedHomeserver
 from .harness import (
     PRESENCE_EVENT,
@@ -36,7 +38,6 @@ from .harness import (
     project_dir,
     start_all,
     subjects_from,
-    wait_until,
 )
 
 pytestmark = pytest.mark.integration

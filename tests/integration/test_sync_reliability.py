@@ -28,8 +28,9 @@ from claudematrix.identity import resolve_identity
 from claudematrix.matrix import build_content
 from claudematrix.service import Service
 from claudematrix.types import Label
+from support import wait_until
 
-from .conftest import SharedHomeserver, wait_for
+from .conftest import SharedHomeserver
 
 pytestmark = pytest.mark.integration
 
@@ -240,7 +241,7 @@ def test_consumer_killed_at_random_moments_loses_and_duplicates_nothing(shared: 
         if kind == "mid-stream" and len(incoming(db, a_id)) < count:
             # Kill as soon as a few more messages have landed: the loop is busy syncing.
             target = min(count, len(incoming(db, a_id)) + rng.randint(1, 8))
-            wait_for(
+            wait_until(
                 functools.partial(_holds_at_least, db, a_id, target),
                 90,
                 f"{target} messages {context}:\n{shared.output()}",
@@ -254,7 +255,7 @@ def test_consumer_killed_at_random_moments_loses_and_duplicates_nothing(shared: 
         consumer = shared.consumer(b)
     shared.finish(sender)
     context += f", kills at {kills}"
-    wait_for(
+    wait_until(
         lambda: len(incoming(db, a_id)) >= count,
         90,
         f"all {count} messages {context}:\n{shared.output()}",
@@ -300,7 +301,7 @@ def test_sender_killed_mid_stream_delivers_what_it_recorded_exactly_once(shared:
     # Killed once a random number of messages went out ...
     sender = shared.sender(a, b_id, first, count, pace=0.02)
     target = rng.randint(3, 30)
-    wait_for(
+    wait_until(
         lambda: len(outgoing(a_db, first)) >= target,
         90,
         f"{target} sends (seed {seed}):\n{shared.output()}",
@@ -428,14 +429,14 @@ def test_sync_loop_survives_a_homeserver_restart(
     consumer = p.consumer(b)
 
     p.finish(p.sender(a, b_id, "before", 1))
-    wait_for(lambda: incoming(db, a_id) == ["before 0"], 60, f"first message:\n{p.output()}")
+    wait_until(lambda: incoming(db, a_id) == ["before 0"], 60, f"first message:\n{p.output()}")
 
     assert stop(config)  # the consumer's long-poll is cut off mid-request
     start(config)
     assert consumer.poll() is None, f"the sync loop died with the homeserver:\n{p.output()}"
 
     p.finish(p.sender(a, b_id, "after", 3))
-    wait_for(
+    wait_until(
         lambda: incoming(db, a_id) == ["before 0", "after 0", "after 1", "after 2"],
         60,
         f"mail after the restart:\n{p.output()}",

@@ -335,6 +335,9 @@ class Service:
 
     async def publish_if_changed(self) -> None:
         """Publish my profile when what I would publish differs from what I last did."""
+        name = self.directory.rich_name()  # what the SessionStart hook calls this session
+        if self.store.setting("display_name") != name:
+            self.store.set_setting("display_name", name)
         digest = hashlib.sha256(
             json.dumps(
                 [self.directory.profile(), sorted(self.store.rooms_of_kind("lobby"))],

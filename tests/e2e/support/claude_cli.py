@@ -23,10 +23,12 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from support import CACHE, REPO
 
 __all__ = [
     "CLAUDE_CODE_VERSION",
@@ -38,12 +40,10 @@ __all__ = [
     "Claude",
     "PrintResult",
     "StreamSession",
-    "wait_until",
 ]
 
 CLAUDE_CODE_VERSION = "2.1.332"
-REPO = Path(__file__).resolve().parents[3]
-NPM_DIR = REPO / ".cache" / "claude-code"
+NPM_DIR = CACHE / "claude-code"
 PLUGIN_ID = "claudematrix@claudematrix"
 MCP_SERVER = "mcp__plugin_claudematrix_claudematrix"  # --allowedTools value for all our tools
 TOOL_PREFIX = MCP_SERVER + "__"  # + tool name, e.g. mcp__plugin_claudematrix_claudematrix__send
@@ -296,17 +296,6 @@ class Claude:
             capture_output=True,
             timeout=timeout,
         )
-
-
-def wait_until(
-    predicate: Callable[[], object], timeout: float, what: str = "condition", interval: float = 0.05
-) -> None:
-    """Poll `predicate` until it is truthy; AssertionError naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def _allowed(tools: Iterable[str]) -> list[str]:

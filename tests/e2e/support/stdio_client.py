@@ -125,8 +125,10 @@ class StdioClient:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The test process's environment minus anything of an enclosing Claude Code session."""
+    """The test process's environment minus anything of an enclosing Claude Code session,
+    and minus a PYTHONPATH of the test run (it would put other sources before the venv's)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLAUDE_", "CLAUDECODE"))}
     env.pop("CLAUDEMATRIX_PLUGIN_VENV", None)
+    env.pop("PYTHONPATH", None)
     env.update(extra)
     return env

@@ -12,8 +12,8 @@ import pytest
 
 from claudematrix.local import layout
 from claudematrix.paths import identity_dir, state_dir
+from support import SRC
 
-SRC = Path(__file__).resolve().parents[3] / "src"
 # What a hook sees: a fresh interpreter without `os` (-I -S), the env passed in.
 HOOK_VIEW = (
     "import sys; sys.path.insert(0, sys.argv[1]);"

@@ -12,29 +12,26 @@ from pathlib import Path
 
 import pytest
 
-from claudematrix.hooks._waiter import BUSY_GRACE_S, wanted
+from claudematrix.hooks._waiter import BUSY_GRACE_S, CHECK_S, wanted
 from claudematrix.local.layout import OFFLINE_FLAG, TURN_STATE, WAITER_PID
 from claudematrix.local.markers import signal_new_mail
-from unit.test_hooks import (
+from support import wait_until
+from support.hooks import (
     BODY,
+    POLL_TIMEOUT_READABLE,
     PYTHON,
     RUN,
     World,
+    asleep_in_poll,
+    asleep_until_news,
     hook_env,
     payload,
+    poll_timeout_ms,
     run_hook,
+    wakeups,
 )
 
 SLEEP = "import time; time.sleep(60)"
-
-
-@pytest.fixture
-def world(isolated_home: Path) -> Iterator[World]:
-    w = World(isolated_home)
-    try:
-        yield w
-    finally:
-        w.close()
 
 
 class Waiter:
@@ -64,28 +61,22 @@ class Waiter:
             self.proc.wait()
 
 
-def wait_until(predicate: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 def started(world: World, waiter: Waiter) -> None:
+    """The waiter holds its lock and sleeps in poll() on its FIFO: the state it waits in."""
     pid_file = world.dir / WAITER_PID
     wait_until(
         lambda: pid_file.exists() and pid_file.read_text().strip() == str(waiter.proc.pid),
         10,
         "the waiter to take its lock",
+        interval=0.005,
     )
-    wait_until(lambda: (world.dir / "wake.fifo").exists(), 10, "the FIFO")
-    time.sleep(0.05)  # from the pid file to poll(): a few statements
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    wait_until(
+        lambda: asleep_until_news(waiter.proc.pid) or not waiter.running(),
+        10,
+        "the waiter to sleep in poll()",
+        interval=0.005,
+    )
+    assert (world.dir / "wake.fifo").exists()
 
 
 @pytest.fixture
@@ -120,17 +111,27 @@ def test_one_waiter_per_session(world: World, waiter: Waiter) -> None:
 
 
 def test_waiting_costs_no_cpu(world: World, waiter: Waiter) -> None:
-    before = cpu_seconds(waiter.proc.pid)
-    time.sleep(1.5)
-    assert cpu_seconds(waiter.proc.pid) - before <= 0.02
-    assert waiter.running()
+    """It sleeps in the kernel, in poll() with the CHECK_S timeout: nothing runs until mail,
+    the end of the session, or the re-check that the session still exists."""
+    pid = waiter.proc.pid
+    assert asleep_in_poll(pid) and waiter.running()
+    if POLL_TIMEOUT_READABLE:
+        assert poll_timeout_ms(pid) == CHECK_S * 1000 == 30_000
 
 
 def test_a_wake_without_mail_keeps_waiting(world: World, waiter: Waiter) -> None:
+    slept = wakeups(waiter.proc.pid)
     fifo = os.open(world.dir / "wake.fifo", os.O_WRONLY | os.O_NONBLOCK)
     os.write(fifo, b"!!!")
     os.close(fifo)
-    time.sleep(0.3)
+    wait_until(
+        lambda: (
+            not waiter.running()
+            or (wakeups(waiter.proc.pid) > slept and asleep_until_news(waiter.proc.pid))
+        ),
+        10,
+        "the waiter to wake up and go back to sleep",
+    )
     assert waiter.running()
     world.mail("now real")
     code, _out, err = waiter.finish()
@@ -138,13 +139,25 @@ def test_a_wake_without_mail_keeps_waiting(world: World, waiter: Waiter) -> None
 
 
 def test_mail_already_announced_in_band_does_not_wake(world: World, waiter: Waiter) -> None:
-    """While a turn runs, PostToolUse says it first and the waiter stays asleep."""
+    """While a turn runs, PostToolUse says it first and the waiter stays asleep: it goes back
+    to its long sleep without a word, and later mail wakes it with that mail alone."""
+    pid = waiter.proc.pid
     (world.dir / TURN_STATE).write_bytes(b"busy")
+    slept = wakeups(pid)
     world.mail("said in band")
     assert '"said in band"' in run_hook("post-tool-use").context
-    time.sleep(BUSY_GRACE_S + 0.5)
+    wait_until(
+        lambda: not waiter.running() or (wakeups(pid) > slept and asleep_until_news(pid)),
+        BUSY_GRACE_S + 10,
+        "the waiter to go back to its long sleep",
+    )
     assert waiter.running()
     assert world.flags() == [(1, 0, 1)]
+    (world.dir / TURN_STATE).write_bytes(b"idle")  # the turn ended; then more mail
+    world.mail("said by the waiter")
+    code, _out, err = waiter.finish()
+    assert code == 2 and '"said by the waiter"' in err and "said in band" not in err
+    assert world.flags() == [(1, 0, 1), (2, 0, 1)]
 
 
 def test_busy_session_gets_the_mail_after_a_grace(world: World, waiter: Waiter) -> None:
@@ -204,8 +217,7 @@ def test_it_ends_when_a_stream_json_input_closes(world: World) -> None:
     fake_claude = subprocess.Popen(["sleep", "60"], stdin=subprocess.PIPE)
     try:
         w = Waiter({"CLAUDE_PID": str(fake_claude.pid), "CLAUDE_CODE_SESSION_ATTENDED": "0"})
-        started(world, w)
-        time.sleep(0.2)
+        started(world, w)  # asleep in poll(), on the open pipe among the rest
         assert w.running()
         assert fake_claude.stdin is not None
         fake_claude.stdin.close()
