@@ -123,3 +123,13 @@ def test_labels_widen_monotonically() -> None:
     assert order == [Label.SECRET, Label.PRIVATE, Label.TRUSTED, Label.PUBLIC]
     for narrower, wider in zip(order, order[1:], strict=False):
         assert policy.AUDIENCES_FOR[narrower] < policy.AUDIENCES_FOR[wider]
+
+
+OPENNESS = [Label.SECRET, Label.PRIVATE, Label.TRUSTED, Label.PUBLIC]
+
+
+@pytest.mark.parametrize("old", OPENNESS)
+@pytest.mark.parametrize("new", OPENNESS)
+def test_opening_up_is_moving_to_a_label_that_reaches_more(old: Label, new: Label) -> None:
+    """What needs the person's confirmation: a mode change that lets more people see."""
+    assert policy.opens_up(old, new) is (OPENNESS.index(new) > OPENNESS.index(old))
