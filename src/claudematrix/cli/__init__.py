@@ -31,8 +31,13 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("claudematrix: aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # one line too, saying where the usage is told
+        where = exc.ctx.command_path if exc.ctx is not None else "claudematrix"
+        problem = exc.format_message().rstrip(".")
+        click.echo(f"claudematrix: {problem}; see `{where} --help`", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"claudematrix: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -11,5 +11,8 @@ from unit.cli.conftest import Claudematrix
 def test_a_short_password_is_refused(claudematrix: Claudematrix, isolated_home: Path) -> None:
     ran = claudematrix("password", "--new-password", "short")
     assert (ran.code, ran.out) == (2, "")
-    assert ran.err.strip().splitlines()[-1] == "Error: choose a password of at least 8 characters"
+    assert ran.err == (
+        "claudematrix: choose a password of at least 8 characters; "
+        "see `claudematrix password --help`\n"
+    )
     assert not (isolated_home / "identities").exists()

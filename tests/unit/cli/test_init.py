@@ -44,16 +44,17 @@ def test_our_errors_are_one_line_with_their_exit_code(claudematrix: Claudematrix
 
 
 def test_usage_errors_name_the_problem(claudematrix: Claudematrix) -> None:
-    """click's own usage errors: exit 2 and the problem on stderr (after click's usage
-    lines), nothing on stdout."""
-    for args, says in (
-        (("no-such-command",), "No such command 'no-such-command'"),
+    """click's own usage errors: exit 2 and one line on stderr naming the problem and where
+    the usage is told, nothing on stdout."""
+    for args, says, where in (
+        (("no-such-command",), "No such command 'no-such-command'", "claudematrix"),
         (
             ("inbox", "--limit", "many"),
             "Invalid value for '--limit': 'many' is not a valid integer",
+            "claudematrix inbox",
         ),
-        (("read",), "Missing argument 'MESSAGE_ID'"),
+        (("read",), "Missing argument 'MESSAGE_ID'", "claudematrix read"),
     ):
         ran = claudematrix(*args)
         assert (ran.code, ran.out) == (2, ""), ran
-        assert ran.err.strip().splitlines()[-1] == f"Error: {says}.", ran.err
+        assert ran.err == f"claudematrix: {says}; see `{where} --help`\n", ran.err

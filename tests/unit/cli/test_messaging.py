@@ -12,7 +12,10 @@ from unit.cli.conftest import Claudematrix
 def test_send_needs_the_text(claudematrix: Claudematrix, isolated_home: Path) -> None:
     ran = claudematrix("send", "@bob:localhost", "--subject", "hi")
     assert (ran.code, ran.out) == (2, "")
-    assert ran.err.strip().splitlines()[-1] == "Error: give the message text, or --stdin to read it"
+    assert ran.err == (
+        "claudematrix: give the message text, or --stdin to read it; "
+        "see `claudematrix send --help`\n"
+    )
     assert not (isolated_home / "identities").exists()  # refused before anything was opened
 
 
