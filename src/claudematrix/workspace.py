@@ -18,15 +18,16 @@ class Workspace:
     host: str
 
 
-def _git_dir(start: Path) -> Path | None:
+def _repository(start: Path) -> tuple[Path, Path] | None:
+    """(the checkout's top folder, its git dir) for the checkout holding `start`."""
     for folder in (start, *start.parents):
         candidate = folder / ".git"
         if candidate.is_dir():
-            return candidate
+            return folder, candidate
         if candidate.is_file():  # a worktree: "gitdir: <path>"
             text = candidate.read_text(errors="replace").strip()
             if text.startswith("gitdir:"):
-                return (folder / text.split(":", 1)[1].strip()).resolve()
+                return folder, (folder / text.split(":", 1)[1].strip()).resolve()
     return None
 
 
@@ -44,8 +45,8 @@ def _branch(git_dir: Path | None) -> str:
 
 def detect_workspace(project_dir: str | None = None) -> Workspace:
     base = Path(project_dir or os.environ.get("CLAUDE_PROJECT_DIR") or os.getcwd()).resolve()
-    git_dir = _git_dir(base)
-    root = git_dir.parent if git_dir is not None and git_dir.name == ".git" else base
+    found = _repository(base)
+    root, git_dir = found if found is not None else (base, None)
     return Workspace(
         project=root.name or str(root),
         project_dir=str(root),

@@ -47,6 +47,10 @@ def test_a_worktree_reads_its_own_head(tmp_path: Path) -> None:
     (tree / ".git").write_text(f"gitdir: {private}\n")
     ws = detect_workspace(str(tree))
     assert (ws.project, ws.project_dir, ws.branch) == ("parser-review", str(tree), "review")
+    inside = tree / "src" / "lexer"
+    inside.mkdir(parents=True)
+    ws = detect_workspace(str(inside))  # a subfolder of a worktree: still that worktree
+    assert (ws.project, ws.project_dir, ws.branch) == ("parser-review", str(tree), "review")
 
 
 def test_outside_a_repository_there_is_no_branch(tmp_path: Path) -> None:
