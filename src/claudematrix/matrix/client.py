@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 import nio
@@ -31,6 +32,7 @@ from claudematrix.ids import EventID, RoomAlias, RoomID, UserID, server_name
 __all__ = ["MatrixClient", "SessionCredentials", "SYNC_FILTER"]
 
 T = TypeVar("T")
+_TOKEN = "access_token"  # the query parameter nio's path builders add
 
 # nio logs every error response it validates (e.g. a 404 for an alias we only probe) to the
 # root logger, which would print to the user's terminal; our errors carry what matters.
@@ -112,6 +114,7 @@ class MatrixClient:
             creds.homeserver, creds.user_id, device_id=creds.device_id, config=_config()
         )
         self._nio.restore_login(creds.user_id, creds.device_id, creds.access_token)
+        self._auth = {"Authorization": f"Bearer {creds.access_token}"}
         # My own events are never news to me (a send records itself), and without this every
         # message I send would wake my own long-poll.
         timeline = {**SYNC_FILTER["room"]["timeline"], "not_senders": [creds.user_id]}
@@ -223,11 +226,10 @@ class MatrixClient:
                 "password": old,
             },
         }
-        headers = {"Authorization": f"Bearer {self.creds.access_token}"}
         try:
             async with (
                 aiohttp.ClientSession() as http,
-                http.post(url, json=body, headers=headers) as resp,
+                http.post(url, json=body, headers=self._auth) as resp,
             ):
                 if resp.status != 200:
                     data = await resp.json(content_type=None)
@@ -377,7 +379,7 @@ class MatrixClient:
     async def _json(self, method: str, path: str, what: str) -> Any:
         """A plain client-server request, for endpoints nio has no call for."""
         try:
-            response = await self._nio.send(method, path)
+            response = await self._plain(method, path)
             data = await response.json(content_type=None)
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError, TimeoutError):
             raise _unavailable(self.creds.homeserver) from None
@@ -387,6 +389,19 @@ class MatrixClient:
             details = data if isinstance(data, dict) else {}
             raise _error(what, details.get("error", response.status), details.get("errcode"))
         return data
+
+    async def _plain(
+        self, method: str, path: str, *, timeout: float | None = None
+    ) -> aiohttp.ClientResponse:
+        """nio's raw send, with the token in the Authorization header as nio's own calls
+        have it: nio's path builders put it in the query, which proxies and logs keep."""
+        parts = urlsplit(path)
+        query = [q for q in parse_qsl(parts.query, keep_blank_values=True) if q[0] != _TOKEN]
+        path = urlunsplit(parts._replace(query=urlencode(query)))
+        response: aiohttp.ClientResponse = await self._nio.send(
+            method, path, headers=self._auth, timeout=timeout
+        )
+        return response
 
     async def send(self, room: RoomID, content: dict[str, Any], txn_id: str) -> EventID:
         """Send with a caller-chosen transaction id: a retry with the same id is a no-op."""
@@ -417,7 +432,7 @@ class MatrixClient:
             full_state=full_state or None,
         )
         try:
-            response = await self._nio.send(method, path, timeout=timeout_ms / 1000 + 15)
+            response = await self._plain(method, path, timeout=timeout_ms / 1000 + 15)
             data = await response.json(content_type=None)
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError, TimeoutError):
             raise _unavailable(self.creds.homeserver) from None

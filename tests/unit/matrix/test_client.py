@@ -87,10 +87,11 @@ class FakeHomeserver:
 
 
 def token_of(request: Seen) -> str | None:
-    """The access token a request carried: nio's own calls send it in the Authorization
-    header, the plain requests (MatrixClient._json, sync) in the query."""
+    """The access token a request carried: always in the Authorization header, never in the
+    URL (where proxies and logs keep it)."""
+    assert "access_token" not in request.query, request.path
     header = request.headers.get("Authorization", "")
-    return header.removeprefix("Bearer ") if header else request.query.get("access_token")
+    return header.removeprefix("Bearer ") or None
 
 
 def query_of(request: Seen) -> dict[str, str]:
