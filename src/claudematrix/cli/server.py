@@ -19,7 +19,14 @@ def _show(state: HomeserverStatus, as_json: bool) -> None:
             {k: str(v) if k == "log_path" else v for k, v in dataclasses.asdict(state).items()}
         )
         return
-    if state.running:
+    if state.external:
+        click.echo(
+            f"using the external homeserver {state.url}: answering"
+            if state.running
+            else f"the external homeserver {state.url} is not answering: check that it is up "
+            "and that CLAUDEMATRIX_HOMESERVER (or 'homeserver' in config.json) is right"
+        )
+    elif state.running:
         click.echo(f"homeserver running at {state.url} (pid {state.pid}); log: {state.log_path}")
     elif not state.installed:
         click.echo("homeserver not installed yet: `claudematrix up` installs and starts it")

@@ -47,6 +47,7 @@ class HomeserverStatus:
     pid: int | None
     url: str
     log_path: Path
+    external: bool = False  # a homeserver run elsewhere: nothing here starts or stops it
 
 
 def _running_pid(paths: HomeserverPaths) -> int | None:
@@ -63,7 +64,8 @@ def status(config: Config) -> HomeserverStatus:
     url = config.homeserver_url
     if not config.embedded:
         log_path = HomeserverPaths(config.home / "homeserver").log_path  # nothing created
-        return HomeserverStatus(True, versions_ok(url, timeout=2.0), None, url, log_path)
+        answering = versions_ok(url, timeout=2.0)
+        return HomeserverStatus(True, answering, None, url, log_path, external=True)
     paths = homeserver_paths(config)
     pid = _running_pid(paths)
     running = pid is not None and versions_ok(url, timeout=1.0)

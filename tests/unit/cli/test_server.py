@@ -20,6 +20,16 @@ def test_an_external_homeserver_is_not_ours_to_stop(claudematrix: Claudematrix) 
         assert ran.out.endswith(": nothing to stop\n")
 
 
+def test_the_status_of_an_external_homeserver_says_whose_it_is(
+    claudematrix: Claudematrix,
+) -> None:
+    ran = claudematrix("homeserver", "status")
+    assert ran.code == 0 and ran.out.startswith("the external homeserver http://127.0.0.1:")
+    assert "is not answering: check that it is up" in ran.out and "claudematrix up" not in ran.out
+    status = json.loads(claudematrix("homeserver", "status", "--json").out)
+    assert (status["external"], status["running"]) == (True, False)
+
+
 def test_the_embedded_homeserver_before_it_is_installed(
     claudematrix: Claudematrix,
     monkeypatch: pytest.MonkeyPatch,
@@ -39,5 +49,6 @@ def test_the_embedded_homeserver_before_it_is_installed(
         "pid": None,
         "url": f"http://127.0.0.1:{port}",
         "log_path": str(isolated_home / "homeserver" / "homeserver.log"),
+        "external": False,
     }
     assert claudematrix("down").out == "homeserver was not running\n"
