@@ -41,14 +41,13 @@ def _processes(home: Path) -> list[int]:
 
 
 def _parent(pid: int) -> int | None:
+    """The parent pid, from /proc/<pid>/stat (read here independently of the product's
+    homeserver/_procs.py, whose finding of Synapses these helpers check)."""
     try:
-        status = (Path("/proc") / str(pid) / "status").read_text()
+        stat = (Path("/proc") / str(pid) / "stat").read_text()
     except OSError:
         return None
-    for line in status.splitlines():
-        if line.startswith("PPid:"):
-            return int(line.split()[1])
-    return None
+    return int(stat.rpartition(")")[2].split()[1])  # after "(comm)": state, then ppid
 
 
 def synapse_pids(home: Path) -> list[int]:
