@@ -77,6 +77,9 @@ def synapse_settings(config: Config, paths: HomeserverPaths) -> dict[str, Any]:
         "allow_public_rooms_over_federation": False,
         "url_preview_enabled": False,
         "presence": {"enabled": False},
+        # Delayed events (MSC4140): presence as an "offline" state event that fires unless the
+        # session refreshes it, which costs no room event while a session idles.
+        "max_event_delay_duration": "1d",
         # Profiles (display names say project, branch and host) only for people who share a
         # room; an outsider cannot list or probe which sessions exist.
         "require_auth_for_profile_requests": True,
