@@ -1,23 +1,25 @@
 #!/usr/bin/env python3
 """ClaudeMatrix plugin launcher. Standard library only; run by whatever python3 is on PATH.
 
-    python3 launch.py mcp       run the MCP stdio server: the plugin root's code, the venv's deps
-    python3 launch.py install   build that venv now (what `mcp` starts in the background)
+    python3 launch.py mcp       this session's MCP server: a small proxy to the machine's daemon
+    python3 launch.py install   build the venv now (what `mcp` starts in the background)
     python3 launch.py python    print the venv's interpreter path (empty + exit 1 if not ready)
 
-One copy of the code runs: hooks and MCP server alike import `claudematrix` from the plugin
-root's src/, so an edited or updated source is what runs, never a stale installed copy. The
-venv holds only the pinned dependencies from pyproject.toml. It lives in
-$CLAUDE_PLUGIN_DATA/venvs/<version>-<hash>, keyed by the plugin version, a hash of
-pyproject.toml and the interpreter, so it is rebuilt exactly when one of them changes.
-$CLAUDE_PLUGIN_DATA/venv is a symlink to the newest ready one.
+The session's MCP server is the shim (src/claudematrix/thin/shim.py), run in this process: it
+starts the machine's daemon if none answers (the venv's interpreter on the plugin root's src/)
+and forwards MCP over the daemon's socket. One copy of the code runs: hooks, shim and daemon
+alike import `claudematrix` from the plugin root's src/, so an edited or updated source is
+what runs, never a stale installed copy. The venv holds only the pinned dependencies from
+pyproject.toml. It lives in $CLAUDE_PLUGIN_DATA/venvs/<version>-<hash>, keyed by the plugin
+version, a hash of pyproject.toml and the interpreter, so it is rebuilt exactly when one of
+them changes. $CLAUDE_PLUGIN_DATA/venv is a symlink to the newest ready one.
 
 Stdout is the MCP protocol: nothing but JSON-RPC is ever written there. Install output goes to
 $CLAUDE_PLUGIN_DATA/install.log. Claude Code gives a stdio server 30 s (MCP_TIMEOUT) to finish
 the handshake, and a server that misses it is skipped by later sessions too, so a first start
 that has to install waits a short grace period and then answers the handshake itself (a tiny
-JSON-RPC shim with no tools). When the venv is ready, the shim starts the real server, replays
-the handshake to it, proxies the rest of the session and tells Claude Code the tool list
+JSON-RPC stand-in with no tools). When the venv is ready, the stand-in hands the session to
+the shim, which replays the handshake to the daemon, and tells Claude Code the tool list
 changed. See docs/distribution.md.
 
 Set CLAUDEMATRIX_PLUGIN_VENV=<venv> to use an existing venv (developers, tests).
@@ -38,19 +40,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 MIN_PYTHON = (3, 10)
 VENV_ENV = "CLAUDEMATRIX_PLUGIN_VENV"
 GRACE_ENV = "CLAUDEMATRIX_LAUNCH_GRACE"  # seconds to wait for an install before shimming
 DEFAULT_GRACE = 10.0
 READY_MARK = ".claudematrix-ready"
-# `python -m claudematrix`, with the plugin root's src/ first on the path. Isolated (-I): the
-# session's working directory or PYTHONPATH never shadows a module of ours or a dependency.
-RUN_FROM_SOURCE = (
-    "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
-    "runpy.run_module('claudematrix', run_name='__main__', alter_sys=True)"
-)
 
 
 def log(message: str) -> None:
@@ -222,7 +218,7 @@ def _grace() -> float:
 
 
 class Shim:
-    """Answers the MCP handshake while the venv is built, then hands over to the real server."""
+    """Answers the MCP handshake while the venv is built, then hands over to the shim."""
 
     def __init__(self, installer: subprocess.Popen[bytes], venv: Path, data: Path) -> None:
         self.installer = installer
@@ -232,7 +228,8 @@ class Shim:
         self.lock = threading.Lock()
         self.out_lock = threading.Lock()
         self.init_request: bytes | None = None
-        self.child: subprocess.Popen[bytes] | None = None
+        self.initialized: bytes | None = None
+        self.proxy: Any = None  # claudematrix.thin.shim.Proxy, once handed over
         self.failure: str | None = None
 
     def write(self, message: dict[str, Any]) -> None:
@@ -251,31 +248,24 @@ class Shim:
             if not line:
                 break
             with self.lock:
-                if self.child is not None and self.child.stdin is not None:
-                    try:
-                        self.child.stdin.write(line)
-                        self.child.stdin.flush()
-                    except OSError:  # the server is gone; _pump ends this process
-                        break
+                proxy = self.proxy
+                if proxy is None:
+                    self._handle(line)
                     continue
-                self._handle(line)
+            proxy.from_claude(line)
         with self.lock:
-            child = self.child
-        if child is None:
-            return 0
-        if child.stdin is not None:
-            child.stdin.close()
-        try:
-            return child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.terminate()
-            return child.wait()
+            proxy = self.proxy
+        if proxy is not None:
+            proxy.finish()
+        return 0
 
     def _handle(self, line: bytes) -> None:
         try:
             message = json.loads(line)
         except ValueError:
             return
+        if isinstance(message, dict) and message.get("method") == "notifications/initialized":
+            self.initialized = line
         if not isinstance(message, dict) or "id" not in message or "method" not in message:
             return  # notifications and stray responses need no answer
         method, params = message["method"], message.get("params") or {}
@@ -326,65 +316,41 @@ class Shim:
         self.write({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
 
     def _hand_over(self) -> None:
+        proxy = load_shim(plugin_root()).Proxy(
+            python=str(venv_python(self.venv)), version=self.version
+        )
         with self.lock:
-            child = subprocess.Popen(
-                server_argv(self.venv, plugin_root(), []),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-            )
-            assert child.stdin is not None and child.stdout is not None
-            try:
-                if self.init_request is not None:  # replay the handshake the shim answered
-                    request_id = json.loads(self.init_request)["id"]
-                    child.stdin.write(self.init_request)
-                    child.stdin.flush()
-                    _await_response(child.stdout, request_id)
-                    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-                    child.stdin.write(json.dumps(initialized).encode() + b"\n")
-                    child.stdin.flush()
-            except (OSError, ValueError):
-                child.kill()
-                child.wait()
-                raise
-            self.child = child
-        threading.Thread(target=self._pump, args=(child,), daemon=True).start()
+            if self.init_request is not None:
+                proxy.adopt_handshake(self.init_request, self.initialized)
+            proxy.start()
+            self.proxy = proxy
         self.write({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
         session = os.environ.get("CLAUDE_CODE_SESSION_ID", "?")
-        note = f"handed over to the MCP server (pid {child.pid}) of session {session}"
+        note = f"handed over to the ClaudeMatrix daemon: session {session}"
         log(note)
         with contextlib.suppress(OSError), open(self.data / "install.log", "a") as logfile:
             logfile.write(note + "\n")
-
-    def _pump(self, child: subprocess.Popen[bytes]) -> None:
-        assert child.stdout is not None
-        for line in iter(child.stdout.readline, b""):
-            self.write_raw(line)
-        os._exit(child.wait())  # the server ended: so does this session's launcher
-
-
-def _await_response(stream: IO[bytes], request_id: Any) -> None:
-    for line in iter(stream.readline, b""):
-        try:
-            message = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(message, dict) and message.get("id") == request_id:
-            if "error" in message:
-                raise ValueError(f"initialize failed: {message['error']}")
-            return
-    raise ValueError("the server exited during the handshake")
 
 
 # -- entry points ---------------------------------------------------------------------------
 
 
-def server_argv(venv: Path, root: Path, args: list[str]) -> list[str]:
-    return [str(venv_python(venv)), "-I", "-c", RUN_FROM_SOURCE, str(root / "src"), "mcp", *args]
+def load_shim(root: Path) -> Any:
+    """claudematrix.thin.shim from the plugin root's src/ (standard library only)."""
+    src = str(root / "src")
+    if src not in sys.path:
+        sys.path.insert(0, src)
+    import claudematrix.thin.shim as shim
+
+    return shim
 
 
-def _exec_server(venv: Path, root: Path, args: list[str]) -> None:
-    argv = server_argv(venv, root, args)
-    os.execv(argv[0], argv)
+def run_shim(venv: Path, root: Path, args: list[str]) -> int:
+    as_name = args[args.index("--as") + 1] if "--as" in args[:-1] else None
+    shim = load_shim(root)
+    return int(
+        shim.run(python=str(venv_python(venv)), as_name=as_name, version=plugin_version(root))
+    )
 
 
 def _newer_python() -> str | None:
@@ -417,14 +383,14 @@ def main(argv: list[str]) -> int:
         log(f"unknown command {command!r}; use mcp, install or python")
         return 2
     if override or is_ready(venv):
-        _exec_server(venv, root, argv[1:])
+        return run_shim(venv, root, argv[1:])
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     installer = start_installer(data)
     log(f"setting up the Python environment (log: {data / 'install.log'})")
     with contextlib.suppress(subprocess.TimeoutExpired):
         installer.wait(timeout=_grace())
     if installer.returncode == 0 and is_ready(venv):
-        _exec_server(venv, root, argv[1:])
+        return run_shim(venv, root, argv[1:])
     return Shim(installer, venv, data).run()
 
 

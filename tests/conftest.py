@@ -9,6 +9,7 @@ import pytest
 
 from integration.conftest import SharedHomeserver, shared_homeserver_running
 from integration.harness import Machine, machine_one, machine_two
+from support.daemon import stop_daemons
 from support.synapse import synapse_venv
 
 
@@ -34,7 +35,10 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("CLAUDEMATRIX_SYNAPSE_VENV", str(synapse_venv()))
-    yield home
+    try:
+        yield home
+    finally:
+        stop_daemons(home)
 
 
 @pytest.fixture

@@ -1,3 +1,10 @@
+import sys
+
+if sys.argv[1:] == ["mcp"]:  # a session's MCP server: the small shim, without the CLI's imports
+    from claudematrix.thin.shim import run
+
+    sys.exit(run())
+
 from claudematrix.cli import main
 
 main()

@@ -16,6 +16,7 @@ from typing import Any
 from claudematrix.errors import ConfigError
 from claudematrix.local import layout
 from claudematrix.paths import read_json, state_dir, write_json_private
+from claudematrix.session_env import SessionEnv
 
 __all__ = ["Config", "load_config", "DEFAULT_PORT", "DEFAULT_SERVER_NAME"]
 
@@ -92,16 +93,18 @@ def _first_init(home: Path) -> dict[str, Any]:
     return stored
 
 
-def load_config() -> Config:
+def load_config(session: SessionEnv | None = None) -> Config:
+    """The settings of `session` (default: this process's own environment)."""
+    environ = os.environ if session is None else session.environ
     home = state_dir()
     values: dict[str, Any] = dict(_first_init(home))
     # The plugin's "mode" option (.mcp.json passes it on): below the environment variable,
     # above config.json. Unset, it arrives empty.
-    if os.environ.get(_PLUGIN_MODE):
-        values["mode"] = os.environ[_PLUGIN_MODE]
+    if environ.get(_PLUGIN_MODE):
+        values["mode"] = environ[_PLUGIN_MODE]
     for env, key in _ENV_KEYS.items():
-        if os.environ.get(env):
-            values[key] = os.environ[env]
+        if environ.get(env):
+            values[key] = environ[env]
     url = values.get("homeserver") or None
     if url is not None and not str(url).startswith(("http://", "https://")):
         raise ConfigError(

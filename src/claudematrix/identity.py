@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from claudematrix.ids import IdentityName, parse_identity_name, sanitize_localpart
 from claudematrix.local import layout
+from claudematrix.session_env import SessionEnv
 from claudematrix.workspace import Workspace
 
 __all__ = [
@@ -65,11 +66,12 @@ def _os_user() -> str:
         return "owner"
 
 
-def resolve_identity(as_name: str | None = None) -> Identity:
+def resolve_identity(as_name: str | None = None, env: SessionEnv | None = None) -> Identity:
     if as_name:
         name = parse_identity_name(as_name)
         return Identity(name, name == OWNER, from_session_env=False)
-    session = os.environ.get("CLAUDE_CODE_SESSION_ID", "").strip()
+    environ = os.environ if env is None else env.environ
+    session = environ.get("CLAUDE_CODE_SESSION_ID", "").strip()
     if session:
         return Identity(parse_identity_name(session), False, from_session_env=True)
     return Identity(OWNER, True, from_session_env=False)

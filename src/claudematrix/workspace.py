@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+
+from claudematrix.session_env import SessionEnv
 
 __all__ = ["Workspace", "detect_workspace"]
 
@@ -43,8 +44,12 @@ def _branch(git_dir: Path | None) -> str:
     return head[:8]  # detached HEAD: a short commit id
 
 
-def detect_workspace(project_dir: str | None = None) -> Workspace:
-    base = Path(project_dir or os.environ.get("CLAUDE_PROJECT_DIR") or os.getcwd()).resolve()
+def detect_workspace(project_dir: str | None = None, env: SessionEnv | None = None) -> Workspace:
+    """The workspace of `project_dir`, else of the session (default: this process)."""
+    if project_dir is None:
+        session = env or SessionEnv.current()
+        project_dir = session.get("CLAUDE_PROJECT_DIR") or session.cwd
+    base = Path(project_dir).resolve()
     found = _repository(base)
     root, git_dir = found if found is not None else (base, None)
     return Workspace(

@@ -1,7 +1,8 @@
 """scripts/launch.py: builds the plugin's venv once, concurrently safe, stdout always clean.
 
-Most tests use a stand-in `claudematrix` package (no dependencies, a stdlib MCP server) in a
-temporary plugin root, so they test the launcher, not pip's speed. The venv holds only the
+Most tests use a stand-in `claudematrix` package (no dependencies: the real standard-library
+shim and a stand-in daemon serving a tiny MCP server) in a temporary plugin root, so they test
+the launcher and the shim, not pip's speed. The venv holds only the
 dependencies; the code always runs from the plugin root's src/. The last two build the real
 package and run it through the real Claude Code.
 """
@@ -22,6 +23,7 @@ from e2e.support.claude_cli import REPO, TOOL_PREFIX, Claude
 from e2e.support.fake_model import FakeModel, ToolUse
 from e2e.support.stdio_client import StdioClient, clean_env
 from support import wait_until
+from support.daemon import stop_daemons
 
 pytestmark = pytest.mark.e2e
 
@@ -42,36 +44,61 @@ requires-python = ">=3.10"
 where = ["src"]
 """
 
-# A stand-in for `python -m claudematrix mcp`: a stdlib MCP server with one tool that says
-# which interpreter runs it. Lives only in the test's temp dir.
+# A stand-in for the daemon (`python -m claudematrix daemon run`): standard library only, it
+# speaks the real daemon protocol and serves each session a tiny MCP server with one tool that
+# says which interpreter runs it. Lives only in the test's temp dir; the launcher and its shim
+# (claudematrix.thin, claudematrix.local) are the real ones.
 STANDIN_MAIN = r"""
-import json, sys
+import json, os, socket, sys, threading
+from claudematrix.thin import link
 
-def reply(mid, result=None, error=None):
-    msg = {"jsonrpc": "2.0", "id": mid}
-    msg.update({"error": error} if error else {"result": result})
-    sys.stdout.write(json.dumps(msg) + "\n")
-    sys.stdout.flush()
+assert sys.argv[1:] == ["daemon", "run"], sys.argv
 
-assert sys.argv[1:] == ["mcp"], sys.argv
-for line in sys.stdin:
-    msg = json.loads(line)
-    if "id" not in msg:
-        continue
-    method = msg.get("method")
-    if method == "initialize":
-        reply(msg["id"], {"protocolVersion": msg["params"]["protocolVersion"],
-                          "capabilities": {"tools": {}}, "instructions": "stand-in server",
-                          "serverInfo": {"name": "claudematrix", "version": "standin"}})
-    elif method == "tools/list":
-        reply(msg["id"], {"tools": [{"name": "whoami", "description": "who runs me",
-                                     "inputSchema": {"type": "object", "properties": {}}}]})
-    elif method == "tools/call":
-        reply(msg["id"], {"content": [{"type": "text", "text": "prefix=" + sys.prefix}]})
-    elif method == "ping":
-        reply(msg["id"], {})
-    else:
-        reply(msg["id"], error={"code": -32601, "message": "Method not found"})
+
+def serve(conn):
+    stream = conn.makefile("rb")
+    hello = json.loads(stream.readline())
+    if hello.get("want") == "stop":
+        conn.sendall(b'{"ok": true}\n')
+        os._exit(0)
+    version = os.environ.get(link.VERSION_ENV, "0")
+    conn.sendall(json.dumps({"ok": True, "pid": os.getpid(), "version": version}).encode() + b"\n")
+
+    def reply(mid, result=None, error=None):
+        msg = {"jsonrpc": "2.0", "id": mid}
+        msg.update({"error": error} if error else {"result": result})
+        conn.sendall(json.dumps(msg).encode() + b"\n")
+
+    for line in iter(stream.readline, b""):
+        msg = json.loads(line)
+        if "id" not in msg:
+            continue
+        method = msg.get("method")
+        if method == "initialize":
+            reply(msg["id"], {"protocolVersion": msg["params"]["protocolVersion"],
+                              "capabilities": {"tools": {}}, "instructions": "stand-in server",
+                              "serverInfo": {"name": "claudematrix", "version": "standin"}})
+        elif method == "tools/list":
+            reply(msg["id"], {"tools": [{"name": "whoami", "description": "who runs me",
+                                         "inputSchema": {"type": "object", "properties": {}}}]})
+        elif method == "tools/call":
+            reply(msg["id"], {"content": [{"type": "text", "text": "prefix=" + sys.prefix}]})
+        elif method == "ping":
+            reply(msg["id"], {})
+        else:
+            reply(msg["id"], error={"code": -32601, "message": "Method not found"})
+
+
+path = link.socket_path()
+if os.path.exists(path):
+    os.unlink(path)
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+with link.bind_address(path) as address:
+    listener.bind(address)
+listener.listen(16)
+while True:
+    conn, _ = listener.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
 """
 
 
@@ -85,7 +112,12 @@ def _plugin_root(dest: Path, *, standin: bool) -> Path:
         (dest / "pyproject.toml").write_text(STANDIN_PYPROJECT)
         package = dest / "src" / "claudematrix"
         package.mkdir(parents=True)
-        (package / "__init__.py").write_text("")
+        ignore = shutil.ignore_patterns("__pycache__")
+        shutil.copy2(REPO / "src" / "claudematrix" / "__init__.py", package / "__init__.py")
+        for stdlib_part in ("local", "thin"):  # the real shim, on the standard library
+            shutil.copytree(
+                REPO / "src" / "claudematrix" / stdlib_part, package / stdlib_part, ignore=ignore
+            )
         (package / "__main__.py").write_text(STANDIN_MAIN)
     else:
         shutil.copy2(REPO / "pyproject.toml", dest / "pyproject.toml")
@@ -151,11 +183,11 @@ def test_first_launch_builds_venv_second_reuses_it(standin_root: Path, tmp_path:
 
 
 def test_the_plugin_roots_source_runs_never_an_installed_copy(
-    standin_root: Path, tmp_path: Path
+    standin_root: Path, tmp_path: Path, isolated_home: Path
 ) -> None:
-    """One copy of the code: the server, like the hooks, runs the plugin root's src/. The
-    venv holds only dependencies, so an edited source (or an update that keeps pyproject.toml)
-    is what runs, with no rebuild."""
+    """One copy of the code: the shim and the daemon, like the hooks, run the plugin root's
+    src/. The venv holds only dependencies, so an edited source (or an update that keeps
+    pyproject.toml) is what the next daemon runs, with no rebuild."""
     data = tmp_path / "data"
     with _launch(standin_root, data, grace=INSTALL_TIMEOUT) as first:
         assert first.initialize(timeout=INSTALL_TIMEOUT)["result"]["instructions"] == (
@@ -165,6 +197,7 @@ def test_the_plugin_roots_source_runs_never_an_installed_copy(
     assert list(venv.glob("lib/python*/site-packages/claudematrix*")) == []
     main = standin_root / "src" / "claudematrix" / "__main__.py"
     main.write_text(main.read_text().replace('"stand-in server"', '"stand-in server, edited"'))
+    stop_daemons(isolated_home)  # a running daemon keeps the code it started with
     with _launch(standin_root, data, grace=0) as second:
         assert second.initialize()["result"]["instructions"] == "stand-in server, edited"
     assert [v.name for v in (data / "venvs").iterdir()] == [venv.name]

@@ -19,6 +19,7 @@ import pytest
 from claudematrix.config import Config, load_config
 from claudematrix.homeserver import start, stop
 from support import free_port
+from support.daemon import stop_daemons
 from support.synapse import kill_synapses, synapse_venv
 
 
@@ -52,6 +53,7 @@ def shared_homeserver_running(
         yield SharedHomeserver(home=home, port=port, url=state.url, env=env)
     finally:
         try:
+            stop_daemons(home)  # first: its sessions say "offline" while the server is up
             if config is not None:
                 stop(config)
         finally:

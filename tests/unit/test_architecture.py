@@ -19,7 +19,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 # Lower layers first. A module may import its own layer (without cycles) and those below.
 LAYERS: list[tuple[str, ...]] = [
-    ("claudematrix", "claudematrix.local"),
+    ("claudematrix", "claudematrix.local", "claudematrix.thin"),
     ("claudematrix.ids", "claudematrix.errors"),
     (
         "claudematrix.types",
@@ -28,17 +28,22 @@ LAYERS: list[tuple[str, ...]] = [
         "claudematrix.locks",
         "claudematrix.workspace",
         "claudematrix.identity",
+        "claudematrix.session_env",
     ),
     ("claudematrix.store",),
     ("claudematrix.policy", "claudematrix.homeserver"),
     ("claudematrix.matrix",),
     ("claudematrix.service",),
     ("claudematrix.render",),
-    ("claudematrix.cli", "claudematrix.mcp_server", "claudematrix.__main__"),
+    ("claudematrix.mcp_server",),
+    ("claudematrix.daemon",),
+    ("claudematrix.cli", "claudematrix.__main__"),
 ]
 # Packages that may import only themselves and these (besides the standard library).
 CONFINED = {
     "claudematrix.local": ("claudematrix.local",),
+    # The shim and the link to the daemon: one small process per session.
+    "claudematrix.thin": ("claudematrix", "claudematrix.thin", "claudematrix.local"),
     "claudematrix.hooks": ("claudematrix.hooks", "claudematrix.local"),
     "claudematrix.homeserver": (
         "claudematrix.homeserver",
@@ -189,7 +194,7 @@ def test_each_outside_library_has_one_owner(library: str) -> None:
 
 
 # The front ends: they use `claudematrix.service.Service` and nothing behind it.
-FRONT_ENDS = ("claudematrix.cli", "claudematrix.mcp_server")
+FRONT_ENDS = ("claudematrix.cli", "claudematrix.mcp_server", "claudematrix.daemon")
 SERVICE_INSIDES = {"store", "client", "directory", "people"}
 
 

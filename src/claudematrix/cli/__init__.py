@@ -11,6 +11,7 @@ import click
 
 from claudematrix.cli import (  # noqa: F401  (registers commands)
     account,
+    daemon,
     demo,
     messaging,
     people,

@@ -1,4 +1,4 @@
-"""Homeserver commands: up, down, homeserver start|stop|status, and the MCP server."""
+"""Homeserver commands: up, down, homeserver start|stop|status."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 
 import click
 
-from claudematrix import homeserver
+from claudematrix import daemon, homeserver
 from claudematrix.cli._app import cli, emit_json, json_option
 from claudematrix.config import load_config
 from claudematrix.homeserver import HomeserverStatus
@@ -40,6 +40,8 @@ def _start(as_json: bool) -> None:
 
 
 def _stop() -> None:
+    if daemon.stop():  # first, so its sessions can still say "offline"
+        click.echo("daemon stopped")
     config = load_config()
     if not config.embedded:
         click.echo(f"using the external homeserver {config.homeserver_url}: nothing to stop")
@@ -79,11 +81,3 @@ def hs_stop() -> None:
 @json_option
 def hs_status(as_json: bool) -> None:
     _show(homeserver.status(load_config()), as_json)
-
-
-@cli.command(help="Run the MCP stdio server for this Claude Code session.")
-@click.pass_context
-def mcp(ctx: click.Context) -> None:
-    from claudematrix.mcp_server import serve  # the mcp SDK is only needed here
-
-    serve(ctx.obj.get("as"))

@@ -20,6 +20,11 @@ __all__ = [
     "CONFIG",
     "HOOKS_LOG",
     "MACHINE_ROOMS_LOCK",
+    "DAEMON_SOCKET",
+    "DAEMON_LOCK",
+    "DAEMON_START_LOCK",
+    "DAEMON_PID",
+    "DAEMON_LOG",
     "MACHINE",
     "ADMIN",
     "ACCOUNT",
@@ -48,6 +53,11 @@ IDENTITIES = "identities"
 CONFIG = "config.json"
 HOOKS_LOG = "hooks.log"
 MACHINE_ROOMS_LOCK = "machine-rooms.lock"
+DAEMON_SOCKET = "daemon.sock"  # the daemon's unix socket (0600): shims and the CLI connect
+DAEMON_LOCK = "daemon.lock"  # held by the running daemon for its whole life
+DAEMON_START_LOCK = "daemon-start.lock"  # held by whoever is starting one
+DAEMON_PID = "daemon.pid"  # written by a running daemon, removed when it stops cleanly
+DAEMON_LOG = "daemon.log"
 
 # Identity dirs that are not sessions (not valid identity names: no --as can reach them).
 MACHINE = "_machine"  # the machine account: owns the lobby, project and public rooms

@@ -112,8 +112,11 @@ def messaging_socket_enabled(environ: "Mapping[str, str] | None" = None) -> bool
     return False
 
 
-def signal_new_mail(identity_dir: "Path | str", newest_id: int) -> None:
-    """Tell this identity's hooks and idle waiter that mail up to `newest_id` is committed."""
+def signal_new_mail(
+    identity_dir: "Path | str", newest_id: int, environ: "Mapping[str, str] | None" = None
+) -> None:
+    """Tell this identity's hooks and idle waiter that mail up to `newest_id` is committed.
+    `environ`: the session's environment (the daemon serves many), default this process's."""
     import os
 
     base = os.fspath(identity_dir)
@@ -128,16 +131,17 @@ def signal_new_mail(identity_dir: "Path | str", newest_id: int) -> None:
     except OSError:
         return
     poke(base)
-    if messaging_socket_enabled():
-        _nudge_if_idle(base)
+    env = os.environ if environ is None else environ
+    if messaging_socket_enabled(env):
+        _nudge_if_idle(base, env)
 
 
-def _nudge_if_idle(base: str) -> None:
+def _nudge_if_idle(base: str, env: "Mapping[str, str]") -> None:
     """Start a turn in an idle session through the messaging socket (opt-in)."""
     import os
 
-    path = os.environ.get("CLAUDE_CODE_MESSAGING_SOCKET", "")
-    token = os.environ.get("CLAUDE_CODE_MESSAGING_TOKEN", "")
+    path = env.get("CLAUDE_CODE_MESSAGING_SOCKET", "")
+    token = env.get("CLAUDE_CODE_MESSAGING_TOKEN", "")
     state = os.path.join(base, TURN_STATE)
     try:
         with open(state, "rb") as handle:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -26,7 +27,7 @@ from claudematrix.mcp_server.runtime import Runtime
 from claudematrix.render import UNTRUSTED_NOTE
 from claudematrix.service import Service
 
-__all__ = ["build_server", "serve", "INSTRUCTIONS"]
+__all__ = ["build_server", "own_runtime", "serve", "RuntimeLease", "INSTRUCTIONS"]
 
 T = TypeVar("T")
 # FastMCP hands a tool this (found by its class); its lifespan context is our Runtime.
@@ -77,21 +78,32 @@ def _person(ctx: ToolContext) -> tools.Confirm:
     return confirms
 
 
-@contextlib.asynccontextmanager
-async def _lifespan(runtime: Runtime) -> AsyncIterator[Runtime]:
-    runtime.start()
-    try:
-        yield runtime
-    finally:
-        await runtime.shutdown()
+RuntimeLease = Callable[[], contextlib.AbstractAsyncContextManager[Runtime]]
+"""The session's Runtime for as long as its MCP connection lasts: its own (stand-alone), or
+the daemon's shared one for that identity."""
 
 
-def build_server(identity: Identity, runtime: Runtime | None = None) -> FastMCP:
-    the_runtime = runtime or Runtime(identity)
+def own_runtime(identity: Identity) -> RuntimeLease:
+    @contextlib.asynccontextmanager
+    async def lease() -> AsyncIterator[Runtime]:
+        runtime = Runtime(identity)
+        runtime.start()
+        try:
+            yield runtime
+        finally:
+            await runtime.shutdown()
+
+    return lease
+
+
+def build_server(lease: RuntimeLease, caller: str | None = None) -> FastMCP:
+    """The MCP server of one session. `caller` names the connection across reconnects (the
+    shim's id), so a call it replays after a daemon restart is recognised, not repeated."""
+    caller_id = caller or uuid.uuid4().hex
     server: FastMCP = FastMCP(
         "claudematrix",
         instructions=INSTRUCTIONS,
-        lifespan=lambda _app: _lifespan(the_runtime),
+        lifespan=lambda _app: lease(),
         log_level="WARNING",
     )
     # Plain text results only: Claude Code shows a tool's structured (JSON) copy to the model
@@ -126,7 +138,10 @@ def build_server(identity: Identity, runtime: Runtime | None = None) -> FastMCP:
         label: str | None = None,
         reply_to: str | None = None,
     ) -> str:
-        return await _call(ctx, lambda s: tools.send(s, to, text, subject, label, reply_to))
+        key = f"{caller_id}:{ctx.request_id}"
+        return await _call(
+            ctx, lambda s: tools.send(s, to, text, subject, label, reply_to, call_key=key)
+        )
 
     @tool(
         description="List ClaudeMatrix message headers (id, time, sender, where from, "
@@ -177,4 +192,5 @@ def build_server(identity: Identity, runtime: Runtime | None = None) -> FastMCP:
 
 
 def serve(as_name: str | None = None) -> None:
-    build_server(resolve_identity(as_name)).run("stdio")
+    """A stand-alone server on stdio that owns its session's Matrix device itself."""
+    build_server(own_runtime(resolve_identity(as_name))).run("stdio")

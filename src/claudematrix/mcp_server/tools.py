@@ -58,9 +58,17 @@ async def send(
     subject: str = "",
     label: str | None = None,
     reply_to: str | None = None,
+    call_key: str | None = None,
 ) -> str:
+    """`call_key`: names this call uniquely; the same key again (a call the shim replayed
+    after the daemon restarted) sends nothing new."""
     sent = await s.send(
-        to, text, subject=subject, label=label, reply_to=reply_to.lstrip("#") if reply_to else None
+        to,
+        text,
+        subject=subject,
+        label=label,
+        reply_to=reply_to.lstrip("#") if reply_to else None,
+        call_key=call_key,
     )
     return (
         f"Sent #{sent.local_id} to {sent.recipient} ({s.where(sent).value}), "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from claudematrix.matrix.rooms import create_invite_only_room
 from claudematrix.paths import identity_dir
 from claudematrix.service.guard import Guard
 from claudematrix.service.machine import is_local, join_machine_rooms, public_room
+from claudematrix.session_env import SessionEnv
 from claudematrix.store import Membership, Person, RoomRecord, Store, SyncBatch
 from claudematrix.types import Audience, Contact, Label
 from claudematrix.workspace import Workspace
@@ -53,9 +53,9 @@ class Timing:
     hide_after_s: float
 
     @classmethod
-    def from_env(cls) -> Timing:
-        heartbeat = float(os.environ.get("CLAUDEMATRIX_HEARTBEAT_S", "120"))
-        days = float(os.environ.get("CLAUDEMATRIX_HIDE_AFTER_DAYS", "7"))
+    def from_env(cls, env: SessionEnv) -> Timing:
+        heartbeat = float(env.get("CLAUDEMATRIX_HEARTBEAT_S") or "120")
+        days = float(env.get("CLAUDEMATRIX_HIDE_AFTER_DAYS") or "7")
         return cls(heartbeat, int(heartbeat * 2500), days * 86400)
 
 
@@ -65,6 +65,7 @@ class Directory:
         config: Config,
         identity: Identity,
         workspace: Workspace,
+        env: SessionEnv,
         store: Store,
         client: Callable[[], MatrixClient],
         me: Callable[[], UserID | None],
@@ -75,6 +76,7 @@ class Directory:
         self.config = config
         self.identity = identity
         self.workspace = workspace
+        self.env = env
         self.store = store
         self._client = client
         self._me = me
@@ -82,7 +84,7 @@ class Directory:
         self._hidden = hidden
         self._progress = progress
         self.guard = Guard(config, store, client, self.proven_audience_of, self.refresh_memberships)
-        self.timing = Timing.from_env()
+        self.timing = Timing.from_env(env)
         self._task_file = identity_dir(identity.slug) / layout.TASK_FILE
         self._task_seen = 0
         self.long_lived = False  # set by the MCP server, which keeps a heartbeat
@@ -247,7 +249,7 @@ class Directory:
         return one_line(display_name_for(self.identity, self.workspace), NAME_MAX)
 
     def short_name(self) -> str:
-        explicit = os.environ.get("CLAUDEMATRIX_SESSION_NAME", "").strip()
+        explicit = self.env.get("CLAUDEMATRIX_SESSION_NAME").strip()
         if explicit:
             return explicit
         if self.identity.is_owner:

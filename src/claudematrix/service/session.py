@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from claudematrix import homeserver, policy
 from claudematrix.config import Config
 from claudematrix.errors import (
+    ClaudeMatrixError,
     ConfigError,
     CredentialsLost,
     EmptyMessage,
@@ -49,6 +50,7 @@ from claudematrix.service.directory import Directory
 from claudematrix.service.machine import is_local, machine_user
 from claudematrix.service.people import Accepted, People
 from claudematrix.service.recipients import existing_user, parse_target
+from claudematrix.session_env import SessionEnv
 from claudematrix.store import Person, Request, RoomRecord, Store, SyncBatch
 from claudematrix.types import MAX_MESSAGE_BYTES, Audience, Contact, Direction, Label, Message
 from claudematrix.workspace import Workspace, detect_workspace
@@ -86,15 +88,18 @@ class Service:
         *,
         progress: Progress = stderr_progress,
         long_lived: bool = False,
+        env: SessionEnv | None = None,
     ) -> None:
         """`long_lived`: this process keeps a heartbeat going (the MCP server), so what it
-        publishes may say "online"; a one-shot CLI command never does."""
+        publishes may say "online"; a one-shot CLI command never does. `env`: the session's
+        environment and folder (default: this process's own)."""
         self.config = config
         self.identity = identity
         self.progress = progress
+        self.env = env or SessionEnv.current()
         self.dir = identity_dir(identity.slug)
         self.store = Store(self.dir / layout.STORE_DB)
-        self.workspace: Workspace = detect_workspace()
+        self.workspace: Workspace = detect_workspace(env=self.env)
         self.client: MatrixClient | None = None
         self._creds: SessionCredentials | None = None
         self._owner: UserID | None = None
@@ -104,6 +109,7 @@ class Service:
             config,
             identity,
             self.workspace,
+            self.env,
             self.store,
             client=self.require_client,
             me=lambda: self.creds.user_id if self.creds else None,
@@ -271,22 +277,36 @@ class Service:
         self, stop: asyncio.Event, on_health: Callable[[bool], None] | None = None
     ) -> None:
         """Long-poll until `stop`; back off while the homeserver is away, then resume.
-        `on_health` hears whether sync is working, after every attempt."""
+        `on_health` hears whether sync is working, after every attempt. A long-lived sync
+        starts the embedded homeserver again if it died, and sends what waits in the outbox
+        as soon as the homeserver answers."""
         delay = _BACKOFF_START_S
         while not stop.is_set():
             try:
                 await self.sync(timeout_ms=30_000)
+                if self.store.outbox_pending():
+                    await self.flush_outbox()
             except (HomeserverUnavailable, HomeserverError) as exc:
                 if on_health is not None:
                     on_health(False)
                 if not isinstance(exc, HomeserverUnavailable):
                     self.progress(f"claudematrix: sync: {exc}")
+                elif self.config.embedded and self.directory.long_lived:
+                    await self._restart_homeserver()
                 await _wait(stop, delay)
                 delay = min(delay * 2, _BACKOFF_MAX_S)
                 continue
             if on_health is not None:
                 on_health(True)
             delay = _BACKOFF_START_S
+
+    async def _restart_homeserver(self) -> None:
+        """The embedded homeserver stopped answering: start it (a no-op if it runs; under
+        its lock, so the identities that notice at once start it once)."""
+        try:
+            await asyncio.to_thread(homeserver.start, self.config, self.progress)
+        except ClaudeMatrixError as exc:
+            self.progress(f"claudematrix: the homeserver did not start again: {exc}")
 
     def _welcomes(self, user: UserID) -> bool:
         """Does mail from `user` go to my inbox (else: to requests, unopened)? Anyone in my
@@ -377,7 +397,7 @@ class Service:
         wake-up (claudematrix.local.markers)."""
         from claudematrix.local.markers import signal_new_mail
 
-        signal_new_mail(self.dir, newest_id)
+        signal_new_mail(self.dir, newest_id, self.env.environ)
 
     # --- sending ------------------------------------------------------------------------
 
@@ -409,7 +429,11 @@ class Service:
         subject: str = "",
         label: str | Label | None = None,
         reply_to: str | None = None,
+        call_key: str | None = None,
     ) -> Message:
+        """Send, queued in the outbox first. `call_key` makes a retried call idempotent: it
+        fixes the Matrix transaction id, and the homeserver answers a repeated transaction
+        with the event it already made."""
         if not text.strip():
             raise EmptyMessage("the message is empty: give the text to send")
         size = len(text.encode()) + len(subject.encode())
@@ -456,7 +480,7 @@ class Service:
         content = build_content(subject, text, chosen, reply_event)
         if content_size(content) > MAX_CONTENT_BYTES:
             raise _too_large(size)
-        txn = uuid.uuid4().hex
+        txn = _txn_id(call_key) if call_key else uuid.uuid4().hex
         self.store.outbox_add(txn, room, recipient, json.dumps(content))
         return await self._deliver(txn, room, recipient, content)
 
@@ -625,6 +649,10 @@ class Service:
         await self.client.change_password(current, new_password)
         remember_password(self.identity.slug, new_password)
         return self.client.user_id
+
+
+def _txn_id(call_key: str) -> str:
+    return "cm" + hashlib.sha256(call_key.encode()).hexdigest()[:30]
 
 
 def _too_large(size: int) -> MessageTooLarge:

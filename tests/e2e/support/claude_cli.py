@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from support import CACHE, REPO
+from support.daemon import stop_daemons
 
 __all__ = [
     "CLAUDE_CODE_VERSION",
@@ -275,10 +276,11 @@ class Claude:
 
     def stop_all(self) -> None:
         """Stop every process this object started (fixtures call this, also on failure),
-        then the embedded homeserver our MCP server may have started in CLAUDEMATRIX_HOME."""
+        then the daemon and the embedded homeserver our sessions started in CLAUDEMATRIX_HOME."""
         for proc in self.started:
             _stop(proc)
         self.started.clear()
+        stop_daemons(Path(self.env()["CLAUDEMATRIX_HOME"]))
         self.stop_homeserver()
 
     def stop_homeserver(self, timeout: float = 60) -> None:

@@ -1,0 +1,6 @@
+"""The per-machine daemon that owns every local identity's Matrix side (docs/daemon.md)."""
+
+from claudematrix.daemon.control import DaemonStatus, start, status, stop
+from claudematrix.daemon.host import Daemon, run_daemon
+
+__all__ = ["Daemon", "DaemonStatus", "run_daemon", "start", "status", "stop"]
