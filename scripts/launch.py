@@ -316,12 +316,15 @@ class Shim:
         self.write({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
 
     def _hand_over(self) -> None:
-        proxy = load_shim(plugin_root()).Proxy(
-            python=str(venv_python(self.venv)), version=self.version
-        )
+        shim = load_shim(plugin_root())
+        proxy = shim.Proxy(python=str(venv_python(self.venv)), version=self.version)
         with self.lock:
             if self.init_request is not None:
                 proxy.adopt_handshake(self.init_request, self.initialized)
+            try:  # the daemon answers before the tools are said to be there
+                proxy.connect()
+            except shim.link.DaemonUnavailable as exc:
+                raise OSError(str(exc)) from None
             proxy.start()
             self.proxy = proxy
         self.write({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})

@@ -95,6 +95,12 @@ class Proxy:
             self.initialized_line = initialized_line
             self.lock.notify_all()
 
+    def connect(self) -> None:
+        """Connect now (starting the daemon if needed); DaemonUnavailable if that fails."""
+        with self.lock:
+            if self.sock is None and not self._connect_locked(once=True):
+                raise link.DaemonUnavailable("the ClaudeMatrix daemon did not start")
+
     def start(self) -> None:
         self._reader = threading.Thread(target=self._read_daemon, daemon=True)
         self._reader.start()
