@@ -22,12 +22,16 @@ from typing import Any
 import pytest
 
 from support import wait_until
+from support.daemon import daemon_pids
 
 from .conftest import SharedHomeserver
 from .harness import (
+    PRESENCE_EVENT,
     PROFILE_EVENT,
     Machine,
+    Raw,
     Who,
+    machine_rooms,
     new_tag,
     project_dir,
     start_all,
@@ -185,9 +189,21 @@ def test_status_and_listing_follow_the_publishers_mode(
 # --- 3. presence ---------------------------------------------------------------------------
 
 
-def test_presence_online_while_the_mcp_server_runs_offline_within_ttl_after_kill9(
-    m1: Machine, tmp_path: Path
+def _presence_events(raw: Raw, room: str, user: str) -> list[str]:
+    return [
+        e["event_id"]
+        for e in raw.history(room)
+        if e["type"] == PRESENCE_EVENT and e.get("state_key") == user
+    ]
+
+
+@pytest.mark.parametrize("killed", ["shim", "shim and daemon"])
+def test_presence_online_while_the_session_runs_offline_within_ttl_after_kill9(
+    m1: Machine, tmp_path: Path, killed: str
 ) -> None:
+    """Online while the session runs, with no room event while it idles (the homeserver
+    holds "online": delayed events); offline within the TTL once it is killed: by the daemon
+    when only the shim dies, by the homeserver itself when the daemon dies with it."""
     tag = new_tag()
     proj = project_dir(tmp_path, f"projL{tag}")
     observer = Who(m1, f"obs{tag}", proj).start()
@@ -200,31 +216,34 @@ def test_presence_online_while_the_mcp_server_runs_offline_within_ttl_after_kill
         )
         assert first  # (for the type checker: wait_until returns what held)
         assert first["audience"] == "same project"
-        # Heartbeats keep it online, several TTLs after it first showed.
+        lobby, _project_room = machine_rooms(m1, observer.raw(), proj)
+        said = _presence_events(observer.raw(), lobby, user)
+        # Several TTLs later: still online, and not one more presence event in the room.
+        idle_until = time.monotonic() + 3 * TTL_S
         wait_until(
-            lambda: (
-                proc.poll() is None
-                and (c := observer.contacts()[user])["online"]
-                and c["last_seen_ts"] - first["last_seen_ts"] >= 2 * TTL_S * 1000
-            ),
+            lambda: time.monotonic() >= idle_until and observer.contacts()[user]["online"],
             60,
-            "fresh heartbeats, still online",
+            "the idle session to stay online past three TTLs",
         )
+        assert proc.poll() is None
+        assert _presence_events(observer.raw(), lobby, user) == said
 
-        os.kill(proc.pid, signal.SIGKILL)
+        victims = [proc.pid] + (daemon_pids(m1.home) if killed == "shim and daemon" else [])
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
         proc.wait(timeout=10)
-        killed = time.monotonic()
+        killed_at = time.monotonic()
         polls: list[tuple[float, bool]] = []  # (poll started, s after the kill; online?)
 
         def offline() -> bool:
-            started = time.monotonic() - killed
+            started = time.monotonic() - killed_at
             online = bool(observer.contacts()[user]["online"])
             polls.append((started, online))
             return not online
 
         wait_until(offline, TTL_S + 60, "the killed session to show offline")
-        # Its last heartbeat was before the kill, so any look started more than one TTL
-        # (plus a second of slack) after the kill must say offline, however slow the look.
+        # Nothing refreshed it after the kill, so any look started more than one TTL (plus a
+        # second of slack) after the kill must say offline, however slow the look.
         assert [p for p in polls if p[1] and p[0] > TTL_S + 1.0] == [], polls
         assert user in observer.contacts()  # offline, still listed
 

@@ -3,7 +3,7 @@ connection of that identity and kept while one is open.
 
 When an identity's last connection closes, its Runtime stays a short grace period (a shim
 reconnecting, or Claude Code restarting its MCP server, does not make the session blink
-offline), then it stops: presence says "offline" and the device is idle.
+offline; at most a third of its presence TTL), then it stops: presence says "offline".
 """
 
 from __future__ import annotations
@@ -70,7 +70,11 @@ class Identities:
                 held.release = asyncio.create_task(self._release_later(identity.name, held))
 
     async def _release_later(self, name: IdentityName, held: _Held) -> None:
-        await asyncio.sleep(self._grace)
+        service = held.runtime.service
+        grace = self._grace
+        if service is not None:  # a session that is gone shows offline within its TTL
+            grace = min(grace, service.directory.timing.ttl_ms / 1000 / 3)
+        await asyncio.sleep(grace)
         if held.connections == 0 and self._held.get(name) is held:
             del self._held[name]
             await held.runtime.shutdown()

@@ -7,11 +7,12 @@ default; this wrapper turns both into ClaudeMatrixError subclasses with a next s
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 import nio
@@ -41,6 +42,9 @@ logging.getLogger("nio").propagate = False
 
 # Large timeline windows: /sync otherwise returns 10 events per room and marks the rest
 # "limited" (PLATFORM.md); we still backfill whatever a limited timeline leaves out.
+_CS = "/_matrix/client/v3"
+_DELAY_PARAM = "org.matrix.msc4140.delay"
+_DELAYED_EVENTS = "/_matrix/client/unstable/org.matrix.msc4140/delayed_events"
 SYNC_FILTER: dict[str, Any] = {
     "presence": {"not_types": ["*"]},
     "account_data": {"not_types": ["*"]},
@@ -304,6 +308,31 @@ class MatrixClient:
         )
         return EventID(resp.event_id)
 
+    async def put_state_later(
+        self,
+        room: RoomID,
+        event_type: str,
+        content: dict[str, Any],
+        state_key: str,
+        delay_ms: int,
+    ) -> str:
+        """Have the homeserver itself publish this state in `delay_ms`, unless restarted or
+        cancelled first (MSC4140 delayed events); returns its delay id."""
+        path = (
+            f"{_CS}/rooms/{quote(room, safe='')}/state/{quote(event_type, safe='')}/"
+            f"{quote(state_key, safe='')}?{_DELAY_PARAM}={int(delay_ms)}"
+        )
+        data = await self._json("PUT", path, f"scheduling {event_type}", body=content)
+        delay_id = data.get("delay_id") if isinstance(data, dict) else None
+        if not isinstance(delay_id, str):
+            raise HomeserverError(f"scheduling {event_type} failed: no delay id in the answer")
+        return delay_id
+
+    async def delayed_event(self, delay_id: str, action: str) -> None:
+        """ "restart" the timer of a delayed event, "cancel" it, or "send" it now."""
+        path = f"{_DELAYED_EVENTS}/{quote(delay_id, safe='')}"
+        await self._json("POST", path, f"updating a delayed event ({action})", {"action": action})
+
     async def set_room_displayname(self, room: RoomID, name: str) -> EventID:
         """A display name seen only by the members of one room."""
         return await self.put_state(
@@ -376,10 +405,12 @@ class MatrixClient:
         extra = (event.get("content") or {}).get("additional_creators") or []
         return {UserID(event["sender"])} | {UserID(str(u)) for u in extra}
 
-    async def _json(self, method: str, path: str, what: str) -> Any:
+    async def _json(
+        self, method: str, path: str, what: str, body: dict[str, Any] | None = None
+    ) -> Any:
         """A plain client-server request, for endpoints nio has no call for."""
         try:
-            response = await self._plain(method, path)
+            response = await self._plain(method, path, body=body)
             data = await response.json(content_type=None)
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError, TimeoutError):
             raise _unavailable(self.creds.homeserver) from None
@@ -391,15 +422,25 @@ class MatrixClient:
         return data
 
     async def _plain(
-        self, method: str, path: str, *, timeout: float | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        timeout: float | None = None,
+        body: dict[str, Any] | None = None,
     ) -> aiohttp.ClientResponse:
         """nio's raw send, with the token in the Authorization header as nio's own calls
         have it: nio's path builders put it in the query, which proxies and logs keep."""
         parts = urlsplit(path)
         query = [q for q in parse_qsl(parts.query, keep_blank_values=True) if q[0] != _TOKEN]
         path = urlunsplit(parts._replace(query=urlencode(query)))
+        headers = self._auth if body is None else {**self._auth, "Content-Type": "application/json"}
         response: aiohttp.ClientResponse = await self._nio.send(
-            method, path, headers=self._auth, timeout=timeout
+            method,
+            path,
+            data=None if body is None else json.dumps(body),
+            headers=headers,
+            timeout=timeout,
         )
         return response
 

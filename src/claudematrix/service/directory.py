@@ -26,6 +26,7 @@ from claudematrix.matrix.rooms import create_invite_only_room
 from claudematrix.paths import identity_dir
 from claudematrix.service.guard import Guard
 from claudematrix.service.machine import is_local, join_machine_rooms, public_room
+from claudematrix.service.presence import Presence
 from claudematrix.session_env import SessionEnv
 from claudematrix.store import Membership, Person, RoomRecord, Store, SyncBatch
 from claudematrix.types import Audience, Contact, Label
@@ -40,8 +41,8 @@ ROOM_AUDIENCE: dict[str, Audience] = {
     "circle": Audience.TRUSTED,
     "public": Audience.ANYONE,
 }
-# Heartbeats wake every member's sync: none in the project room, whose members all share
-# the lobby with me anyway.
+# A presence change wakes every member's sync: none in the project room, whose members all
+# share the lobby with me anyway.
 _PRESENCE_KINDS = ("lobby", "circle", "public")
 _NEAREST_FIRST = list(Audience)
 
@@ -87,7 +88,10 @@ class Directory:
         self.timing = Timing.from_env(env)
         self._task_file = identity_dir(identity.slug) / layout.TASK_FILE
         self._task_seen = 0
-        self.long_lived = False  # set by the MCP server, which keeps a heartbeat
+        self.long_lived = False  # set by the daemon (or MCP server), which keeps presence
+        self.online_now = False  # what the long-lived presence loop says right now
+        self.keeps_presence: Callable[[], bool] = lambda: True  # the Service says otherwise
+        self.presence = Presence(client, store, lambda: self.timing.ttl_ms, progress)
 
     # --- nearness ----------------------------------------------------------------------
 
@@ -273,14 +277,6 @@ class Directory:
             "task": one_line(self._task(), FIELD_MAX),
         }
 
-    def presence(self, *, online: bool) -> dict[str, Any]:
-        return {
-            "v": 1,
-            "last_active": int(time.time() * 1000),
-            "ttl_ms": self.timing.ttl_ms,
-            "online": online,
-        }
-
     async def publish(self, mode: Label | None = None) -> None:
         """Profile and presence into every room my mode reaches; withdrawn from the rest.
 
@@ -324,27 +320,35 @@ class Directory:
         event = await client.put_state(room, PROFILE_EVENT, profile, client.user_id)
         self._remember_published(room, event)
         self._remember_published(room, await client.set_room_displayname(room, self.rich_name()))
-        if kind in _PRESENCE_KINDS:
-            await client.put_state(
-                room, PRESENCE_EVENT, self.presence(online=self.long_lived), client.user_id
-            )
+        if kind in _PRESENCE_KINDS and self.keeps_presence():
+            # A long-lived process holds presence; a CLI run leaves a fresh last-active time,
+            # unless the identity's own long-lived process (which syncs it) holds it.
+            await self.presence.say([room], self.long_lived and self.online_now)
 
-    async def heartbeat(self, *, online: bool = True) -> None:
-        client = self._client()
+    def presence_rooms(self) -> list[tuple[RoomID, str]]:
+        """The rooms my presence goes into, as my mode allows (from the store)."""
         mode = self.mode()
-        rooms = [
+        return [
             (room, kind)
             for kind in _PRESENCE_KINDS
             if policy.allows(mode, ROOM_AUDIENCE[kind])
             for room in self.store.rooms_of_kind(kind)
         ]
-        content = self.presence(online=online)
 
-        async def beat(room: RoomID, kind: str) -> None:
-            if await self._reaches(room, kind, mode):
-                await client.put_state(room, PRESENCE_EVENT, content, client.user_id)
+    async def _presence_rooms_reached(self) -> list[RoomID]:
+        mode = self.mode()
+        rooms = self.presence_rooms()
+        reached = await asyncio.gather(*(self._reaches(room, kind, mode) for room, kind in rooms))
+        return [room for (room, _kind), ok in zip(rooms, reached, strict=True) if ok]
 
-        await asyncio.gather(*(beat(room, kind) for room, kind in rooms))
+    async def say_presence(self, *, online: bool) -> None:
+        """Every presence room says `online` (a room event only where that is news)."""
+        self.online_now = online
+        await self.presence.say(await self._presence_rooms_reached(), online)
+
+    async def refresh_presence(self) -> None:
+        """Keep presence alive: restart the delayed "offline"s, or beat where there are none."""
+        await self.presence.refresh(await self._presence_rooms_reached(), self.online_now)
 
     def _remember_published(self, room: RoomID, event: EventID) -> None:
         key = f"published:{room}"
@@ -355,6 +359,7 @@ class Directory:
     async def withdraw(self, room: RoomID) -> None:
         """Take back what I published in a room: redact it, then leave empty state."""
         client = self._client()
+        await self.presence.forget(room)  # no delayed "offline" may fire there later
         # Empty state first: after a redaction Synapse would treat `{}` as no change, and
         # other members would never hear that the profile is gone.
         await client.put_state(room, PROFILE_EVENT, {}, client.user_id)

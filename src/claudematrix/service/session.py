@@ -118,6 +118,8 @@ class Service:
             progress=self.progress,
         )
         self.directory.long_lived = long_lived
+        # Presence is the business of the process that syncs this identity (the daemon).
+        self.directory.keeps_presence = lambda: long_lived or self.try_own_sync()
         self.people = People(self)
 
     # --- life cycle ---------------------------------------------------------------------
@@ -371,26 +373,34 @@ class Service:
     async def heartbeat_forever(
         self, stop: asyncio.Event, online: Callable[[], bool] = lambda: True
     ) -> None:
-        """Presence every heartbeat, "online" only while `online()` says this session can
-        hear its mail; a change of that, or a new task from the hooks, is published at once.
-        "offline" on stop."""
-        timing = self.directory.timing
+        """Presence until `stop`: "online" only while `online()` says this session can hear
+        its mail. A change of that, a room joined, or a new task from the hooks is published
+        at once; otherwise presence is only kept alive every heartbeat (with delayed events,
+        without a room event: service/presence.py). "offline" on stop."""
+        directory = self.directory
+        timing = directory.timing
         tick = min(2.0, timing.heartbeat_s)
         last = 0.0
-        said: bool | None = None
+        said: tuple[bool, frozenset[str]] | None = None
+        with contextlib.suppress(HomeserverUnavailable, HomeserverError):
+            await directory.presence.cancel_stale()
         while not stop.is_set():
             try:
-                if self.directory.task_changed():
+                if directory.task_changed():
                     await self.publish_if_changed()
-                now_online = online()
-                if now_online != said or time.monotonic() - last >= timing.heartbeat_s:
-                    await self.directory.heartbeat(online=now_online)
-                    last, said = time.monotonic(), now_online
+                now = (online(), frozenset(room for room, _kind in directory.presence_rooms()))
+                if now != said:
+                    await directory.say_presence(online=now[0])
+                    last, said = time.monotonic(), now
+                elif time.monotonic() - last >= timing.heartbeat_s:
+                    await directory.refresh_presence()
+                    last = time.monotonic()
             except (HomeserverUnavailable, HomeserverError) as exc:
                 self.progress(f"claudematrix: presence: {exc}")
+                said = None  # say it all again once the homeserver answers
             await _wait(stop, tick)
         with contextlib.suppress(HomeserverUnavailable, HomeserverError):
-            await self.directory.heartbeat(online=False)
+            await directory.say_presence(online=False)
 
     def signal_new_mail(self, newest_id: int) -> None:
         """The cheap marker hooks stat before they look at the store, and the idle waiter's

@@ -143,7 +143,7 @@ class Proxy:
         while True:
             with self.lock:
                 while self.sock is None and not self.closing:
-                    if self.lazy or self.init_line is None:
+                    if self.lazy:
                         self.lock.wait()  # the next line from Claude Code connects
                     elif not self._connect_locked(once=False):
                         return  # closing
