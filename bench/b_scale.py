@@ -1,11 +1,11 @@
-"""Scale: many sessions' MCP servers on one machine; their memory and the lobby fan-out.
+"""Scale: many sessions on one machine; their memory, the lobby fan-out, and the daemon.
 
-Each session is a real `python -m claudematrix mcp` process with its own
-CLAUDE_CODE_SESSION_ID (and CLAUDE_PROJECT_DIR: five sessions per project), brought up through
-the MCP stdio protocol (initialize, then a `whoami` tool call, which answers once the session
-is connected and its sync loop runs).
+Each session is a real `python -m claudematrix mcp` process (the shim; the machine's one
+daemon serves them all) with its own CLAUDE_CODE_SESSION_ID (and CLAUDE_PROJECT_DIR: five
+sessions per project), brought up through the MCP stdio protocol (initialize, then a `whoami`
+tool call, which answers once the session is connected and its sync loop runs).
 
-- RSS: VmRSS of every MCP server after the fan-out rounds (steady state).
+- RSS: VmRSS of every session's process (its shim) after the fan-out rounds (steady state).
 - Fan-out: one message into the machine lobby (Service.send from another session) -> the
   moment the last of the sessions has it in its store; raw: a message into a room with the
   same number of members -> the moment the last of as many raw /sync clients (one process
@@ -26,6 +26,7 @@ from bench._rawpeer import Raw
 from bench._stats import Dist, Row
 from bench._watch import StoreWatch
 from bench._world import Ctx
+from bench.b_daemon import daemon_pid, daemon_rows, synapse_idle
 from bench.budgets import judge
 
 __all__ = ["bench_scale"]
@@ -53,41 +54,45 @@ def _mcp_result(peer: Peer, msg_id: int, timeout: float) -> dict[str, object]:
             return dict(msg.get("result") or {})
 
 
+def _spawn_session(ctx: Ctx, index: int) -> tuple[Peer, str]:
+    """A session's MCP server as Claude Code starts it (the shim): initialize, tools/list
+    (answer 3: the tools are there) and `whoami` (answer 2: the identity is connected)."""
+    sid = str(uuid.uuid4())
+    project = ctx.env.run_dir / "projects" / f"project{index // PER_PROJECT}"
+    project.mkdir(parents=True, exist_ok=True)
+    env = ctx.env.child_env(CLAUDE_CODE_SESSION_ID=sid, CLAUDE_PROJECT_DIR=str(project))
+    name = f"mcp-{index}"
+    proc = ctx.env.spawn([PYTHON, "-m", "claudematrix", "mcp"], env=env, stderr_name=name)
+    peer = Peer(ctx.env, name, proc)
+    _mcp_call(
+        peer,
+        1,
+        "initialize",
+        {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "claudematrix-bench", "version": "1"},
+        },
+    )
+    _mcp_call(peer, None, "notifications/initialized", {})
+    _mcp_call(peer, 3, "tools/list", {})
+    _mcp_call(peer, 2, "tools/call", {"name": "whoami", "arguments": {}})
+    return peer, sid
+
+
 def _start_servers(ctx: Ctx, n: int) -> tuple[list[Peer], list[str], list[float]]:
-    """n MCP servers, at most WINDOW starting at a time; returns them and spawn->ready ms."""
+    """n sessions, at most WINDOW starting at a time; returns them and spawn->ready ms."""
     servers: list[Peer] = []
     sessions: list[str] = []
     ready_ms: list[float] = []
     starting: dict[int, float] = {}
 
-    def spawn() -> None:
-        sid = str(uuid.uuid4())
-        project = ctx.env.run_dir / "projects" / f"project{len(servers) // PER_PROJECT}"
-        project.mkdir(parents=True, exist_ok=True)
-        env = ctx.env.child_env(CLAUDE_CODE_SESSION_ID=sid, CLAUDE_PROJECT_DIR=str(project))
-        name = f"mcp-{len(servers)}"
-        t0 = time.monotonic()
-        proc = ctx.env.spawn([PYTHON, "-m", "claudematrix", "mcp"], env=env, stderr_name=name)
-        peer = Peer(ctx.env, name, proc)
-        _mcp_call(
-            peer,
-            1,
-            "initialize",
-            {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "claudematrix-bench", "version": "1"},
-            },
-        )
-        _mcp_call(peer, None, "notifications/initialized", {})
-        _mcp_call(peer, 2, "tools/call", {"name": "whoami", "arguments": {}})
-        starting[len(servers)] = t0
-        servers.append(peer)
-        sessions.append(sid)
-
     while len(servers) < n or starting:
         while len(servers) < n and len(starting) < WINDOW:
-            spawn()
+            starting[len(servers)] = time.monotonic()
+            peer, sid = _spawn_session(ctx, len(servers))
+            servers.append(peer)
+            sessions.append(sid)
         index = min(starting)
         _mcp_result(servers[index], 2, 240.0)
         ready_ms.append((time.monotonic() - starting.pop(index)) * 1000)
@@ -105,6 +110,7 @@ def _rss_mib(pid: int) -> float:
 def bench_scale(ctx: Ctx) -> list[Row]:
     n = 8 if ctx.quick else 50
     reps = 5 if ctx.quick else 12
+    alone = synapse_idle(ctx)
     ctx.log(f"   starting {n} MCP servers ({WINDOW} at a time)")
     servers, sessions, ready_ms = _start_servers(ctx, n)
     raw_peers: list[Peer] = []
@@ -163,9 +169,9 @@ def bench_scale(ctx: Ctx) -> list[Row]:
         raw_once("fw0r")
         raw = Dist(f"raw room of {members}, last of {n} /sync clients", "ms")
         mine = Dist(f"lobby of {members}, last of {n} sessions (row + mail.marker)", "ms")
-        # CPU while each side's rounds run: our n sessions never stop working (heartbeats
-        # into the lobby and project room wake every other session's sync).
-        pids = {"servers": [p.proc.pid for p in servers], "synapse": [synapse_pid(ctx.config)]}
+        # CPU while each side's rounds run: the daemon and our n sessions' shims, and Synapse.
+        servers_pids = [p.proc.pid for p in servers] + [daemon_pid(ctx.config.home)]
+        pids = {"servers": servers_pids, "synapse": [synapse_pid(ctx.config)]}
         used = {f"{side}_{who}": 0.0 for side in ("raw", "ours") for who in pids}
         wall = {"raw": 0.0, "ours": 0.0}
 
@@ -182,8 +188,22 @@ def bench_scale(ctx: Ctx) -> list[Row]:
             raw.samples.append(accounted("raw", functools.partial(raw_once, f"f{i}r")))
             mine.samples.append(accounted("ours", functools.partial(ours_once, f"f{i}o")))
         load = {k: round(v / wall[k.split("_")[0]], 2) for k, v in used.items()}
-        rss = Dist("VmRSS per MCP server", "MiB", [_rss_mib(p.proc.pid) for p in servers])
+        rss = Dist("VmRSS per session (its shim)", "MiB", [_rss_mib(p.proc.pid) for p in servers])
         synapse = _synapse_rss(ctx)
+
+        def new_session() -> tuple[Peer, float, float]:
+            t0 = time.monotonic()
+            peer, _sid = _spawn_session(ctx, len(servers) + 1000)
+            _mcp_result(peer, 3, 120.0)
+            listed = (time.monotonic() - t0) * 1000
+            _mcp_result(peer, 2, 120.0)
+            return peer, listed, (time.monotonic() - t0) * 1000
+
+        def send_to_lobby(token: str) -> None:
+            fanout_peer.write(f"send {lobby} {token}")
+            fanout_peer.expect("sent", FANOUT_TIMEOUT, f"the lobby message {token}")
+
+        daemon = daemon_rows(ctx, servers, watch, new_session, send_to_lobby, alone)
     finally:
         watch.close()
         ctx.stop(raw_peers)
@@ -195,9 +215,10 @@ def bench_scale(ctx: Ctx) -> list[Row]:
         "rss",
         None,
         rss,
-        title=f"MCP server RSS, {n} sessions{scale_note}",
-        note=f"Synapse RSS with {n} sessions: {synapse:.0f} MiB; MCP server spawn -> tools "
-        f"ready p50 {ready.q('p50'):.0f} ms, p95 {ready.q('p95'):.0f} ms",
+        title=f"Session RSS (the MCP shim), {n} sessions{scale_note}",
+        note=f"Synapse RSS with {n} sessions: {synapse:.0f} MiB; session spawn -> tools "
+        f"ready ({WINDOW} at once, the first also starting the daemon) p50 "
+        f"{ready.q('p50'):.0f} ms, p95 {ready.q('p95'):.0f} ms",
     )
     rss_row.extra["mcp_ready_ms"] = ready.summary()
     rss_row.extra["synapse_rss_mib"] = round(synapse, 1)
@@ -212,7 +233,7 @@ def bench_scale(ctx: Ctx) -> list[Row]:
         f"{load['ours_synapse']:.2f}",
     )
     fan_row.extra["cpu_cores_busy"] = load
-    return [rss_row, fan_row]
+    return [rss_row, fan_row, *daemon]
 
 
 def _lobby_size(ctx: Ctx, lobby: str) -> int:

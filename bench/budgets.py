@@ -97,10 +97,15 @@ BUDGETS: dict[str, Budget] = {
     "store_search": Budget("Full-text search at 100k (20 hits)", Ceiling({"p95": 20.0}, "ms")),
     "first_start": Budget("First start, homeserver installed but stopped", Ratio({"p50": 1.3})),
     "new_session": Budget("New session ready (homeserver running)", Ceiling({"p50": 500.0}, "ms")),
-    "rss": Budget("MCP server RSS", Ceiling({"max": 80.0}, "MiB")),
+    "rss": Budget("Session RSS (the MCP shim)", Ceiling({"max": 20.0}, "MiB")),
+    "daemon_rss": Budget("Daemon RSS, 50 identities", Ceiling({"max": 250.0}, "MiB")),
+    "tools_ready": Budget("New session's tools ready (daemon running)", Ratio({"p50": 25.0})),
+    "idle_events": Budget("Idle sessions: room events", Ceiling({"max": 0.0}, "events")),
+    "idle_cpu": Budget("Idle sessions: CPU", Ceiling({"max": 0.02}, "cores")),
+    "catch_up": Budget("Catch-up after the daemon is killed", Ceiling({"max": 2000.0}, "ms")),
     "fanout": Budget("Lobby fan-out to the last session", Ratio({"p50": 1.2})),
     "delivery": Budget(
-        "Delivery: send -> recipient's hooks see it", Ratio({"p50": 1.25, "p99": 1.5})
+        "Delivery: send -> recipient's hooks see it", Ratio({"p50": 1.15, "p99": 1.5})
     ),
     "wake": Budget("Idle wake: send -> Stop hook exits", Allowance("p50", 25.0, "ms")),
     "wake_recv": Budget("Idle wake, receive side (raw sender)", Allowance("p50", 25.0, "ms")),

@@ -49,7 +49,11 @@ PHASES: list[Phase] = [
     ("store", bench_store, ["store_inbox", "store_inbox_all", "store_search"]),
     ("start", bench_first_start, ["first_start"]),
     ("session", bench_new_session, ["new_session"]),
-    ("scale", bench_scale, ["rss", "fanout"]),
+    (
+        "scale",
+        bench_scale,
+        ["rss", "fanout", "daemon_rss", "tools_ready", "idle_events", "idle_cpu", "catch_up"],
+    ),
     ("delivery", bench_delivery, ["delivery"]),
     ("wake", bench_wake, ["wake", "wake_recv"]),
     ("throughput", bench_throughput, ["throughput"]),

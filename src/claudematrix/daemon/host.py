@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import gc
 import json
 import os
 import signal
@@ -54,6 +55,10 @@ class Daemon:
         self.version = os.environ.get(link.VERSION_ENV) or __version__
 
     async def serve(self) -> None:
+        # Everything imported so far lives as long as the daemon: keep the collector from
+        # walking it again and again (with the Matrix, MCP and pydantic modules loaded, one
+        # full collection costs more than everything an idle daemon does).
+        gc.freeze()
         listener = self._listen()
         server = await asyncio.start_unix_server(self._accept, sock=listener, limit=LINE_LIMIT)
         self._write_pid()

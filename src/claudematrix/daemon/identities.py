@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -34,11 +35,19 @@ def _runtime_for(identity: Identity, env: SessionEnv) -> Runtime:
     )
 
 
+async def _freeze_when_connected(runtime: Runtime) -> None:
+    """What a connected identity holds stays: out of the collector's way (see host.py)."""
+    with contextlib.suppress(Exception):
+        await runtime.ready_service()
+    gc.freeze()
+
+
 @dataclass
 class _Held:
     runtime: Runtime
     connections: int = 0
     release: asyncio.Task[None] | None = field(default=None)
+    freezing: asyncio.Task[None] | None = field(default=None)
 
 
 class Identities:
@@ -58,6 +67,7 @@ class Identities:
             held = _Held(self._make_runtime(identity, env))
             self._held[identity.name] = held
             held.runtime.start()
+            held.freezing = asyncio.create_task(_freeze_when_connected(held.runtime))
         if held.release is not None:
             held.release.cancel()
             held.release = None
@@ -73,7 +83,7 @@ class Identities:
         service = held.runtime.service
         grace = self._grace
         if service is not None:  # a session that is gone shows offline within its TTL
-            grace = min(grace, service.directory.timing.ttl_ms / 1000 / 3)
+            grace = min(grace, service.presence_ttl_s / 3)
         await asyncio.sleep(grace)
         if held.connections == 0 and self._held.get(name) is held:
             del self._held[name]

@@ -61,6 +61,12 @@ Progress = Callable[[str], None]
 _BACKOFF_START_S = 0.25
 _BACKOFF_MAX_S = 10.0
 _OWNER_LOOK_S = 5.0
+# A long-poll that returns empty costs the homeserver a sync; idle identities ask rarely.
+_LONG_POLL_MS = 120_000
+# How often the presence loop looks at the hooks' task file (a stat), and every how many
+# looks at the rooms it publishes into: each wake-up of each identity costs the daemon.
+_PRESENCE_TICK_S = 5.0
+_ROOMS_CHECK_TICKS = 3
 _ROOMS_HARDENED = "1"
 
 
@@ -285,7 +291,7 @@ class Service:
         delay = _BACKOFF_START_S
         while not stop.is_set():
             try:
-                await self.sync(timeout_ms=30_000)
+                await self.sync(timeout_ms=_LONG_POLL_MS)
                 if self.store.outbox_pending():
                     await self.flush_outbox()
             except (HomeserverUnavailable, HomeserverError) as exc:
@@ -379,16 +385,21 @@ class Service:
         without a room event: service/presence.py). "offline" on stop."""
         directory = self.directory
         timing = directory.timing
-        tick = min(2.0, timing.heartbeat_s)
+        tick = min(_PRESENCE_TICK_S, timing.heartbeat_s)
         last = 0.0
         said: tuple[bool, frozenset[str]] | None = None
+        rooms: frozenset[str] = frozenset()
+        ticks = 0
         with contextlib.suppress(HomeserverUnavailable, HomeserverError):
             await directory.presence.cancel_stale()
         while not stop.is_set():
             try:
                 if directory.task_changed():
                     await self.publish_if_changed()
-                now = (online(), frozenset(room for room, _kind in directory.presence_rooms()))
+                if said is None or ticks % _ROOMS_CHECK_TICKS == 0:
+                    rooms = frozenset(room for room, _kind in directory.presence_rooms())
+                ticks += 1
+                now = (online(), rooms)
                 if now != said:
                     await directory.say_presence(online=now[0])
                     last, said = time.monotonic(), now
@@ -401,6 +412,11 @@ class Service:
             await _wait(stop, tick)
         with contextlib.suppress(HomeserverUnavailable, HomeserverError):
             await directory.say_presence(online=False)
+
+    @property
+    def presence_ttl_s(self) -> float:
+        """How long others may take this session for online after it is gone."""
+        return self.directory.timing.ttl_ms / 1000
 
     def signal_new_mail(self, newest_id: int) -> None:
         """The cheap marker hooks stat before they look at the store, and the idle waiter's
