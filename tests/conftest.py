@@ -9,7 +9,7 @@ import pytest
 
 from integration.conftest import SharedHomeserver, shared_homeserver_running
 from integration.harness import Machine, machine_one, machine_two
-from support.daemon import stop_daemons
+from support.daemon import stop_daemons, stop_daemons_under
 from support.synapse import synapse_venv
 
 
@@ -48,9 +48,20 @@ def m1(shared_homeserver: SharedHomeserver) -> Machine:
 
 
 @pytest.fixture
-def m2(shared_homeserver: SharedHomeserver, tmp_path: Path) -> Machine:
+def m2(shared_homeserver: SharedHomeserver, tmp_path: Path) -> Iterator[Machine]:
     """ "Machine 2": another state dir, using the shared Synapse as an external homeserver."""
-    return machine_two(shared_homeserver, tmp_path / "machine2")
+    machine = machine_two(shared_homeserver, tmp_path / "machine2")
+    try:
+        yield machine
+    finally:
+        stop_daemons(machine.home)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_daemon_outlives_the_tests(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Whatever state dir a test made, the daemon its commands started ends with the run."""
+    yield
+    stop_daemons_under(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")

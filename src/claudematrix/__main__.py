@@ -5,6 +5,6 @@ if sys.argv[1:] == ["mcp"]:  # a session's MCP server: the small shim, without t
 
     sys.exit(run())
 
-from claudematrix.cli import main
+from claudematrix.entry import main
 
 main()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from support import wait_until
 
-__all__ = ["daemon_pids", "stop_daemons"]
+__all__ = ["daemon_pids", "stop_daemons", "stop_daemons_under"]
 
 
 def _belongs(pid: str, home: Path) -> bool:
@@ -53,3 +53,23 @@ def stop_daemons(home: Path, timeout: float = 20.0) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     wait_until(lambda: not daemon_pids(home), timeout, "the test's daemons to exit")
+
+
+def stop_daemons_under(root: Path, timeout: float = 20.0) -> None:
+    """SIGKILL every daemon whose state dir is inside `root` (the end of a test run)."""
+
+    def found() -> list[int]:
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                cwd = Path(os.readlink(Path("/proc") / entry / "cwd"))
+                if cwd.is_relative_to(root) and _belongs(entry, cwd):
+                    pids.append(int(entry))
+        return pids
+
+    for pid in found():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not found(), timeout, "the run's daemons to exit")

@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("claudematrix.render",),
     ("claudematrix.mcp_server",),
     ("claudematrix.daemon",),
-    ("claudematrix.cli", "claudematrix.__main__"),
+    ("claudematrix.cli", "claudematrix.entry", "claudematrix.__main__"),
 ]
 # Packages that may import only themselves and these (besides the standard library).
 CONFINED = {

@@ -9,6 +9,7 @@ import time
 import click
 
 from claudematrix import daemon
+from claudematrix.cli import remote
 from claudematrix.cli._app import cli, emit_json, json_option
 from claudematrix.paths import state_dir
 from claudematrix.thin import link
@@ -64,7 +65,7 @@ def daemon_status(as_json: bool) -> None:
 
 @daemon_group.command(name="run", help="Run it in the foreground (what `start` runs).")
 def daemon_run() -> None:
-    sys.exit(daemon.run_daemon(state_dir()))
+    sys.exit(daemon.run_daemon(state_dir(), run_command=remote.run_command))
 
 
 @cli.command(help="Run the MCP stdio server for this Claude Code session.")

@@ -8,8 +8,7 @@ import sys
 import click
 
 from claudematrix import homeserver
-from claudematrix.cli._app import cli, emit_json, json_option, run_as
-from claudematrix.config import load_config
+from claudematrix.cli._app import cli, emit_json, json_option, run_as, session_config
 from claudematrix.render import contact_json, contact_line, framed_body, header_line, message_json
 from claudematrix.service import Service, WhoAmI
 from claudematrix.types import Audience, Contact, Message
@@ -156,7 +155,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
         return service.whoami(), service.unread_count(), len(service.contacts()), owner
 
     me, unread, n_contacts, owner = run_as(ctx, action)
-    config = load_config()
+    config = session_config()
     running = homeserver.status(config).running if config.embedded else None
     if as_json:
         emit_json(

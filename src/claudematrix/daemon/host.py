@@ -22,6 +22,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,14 @@ from claudematrix import __version__
 from claudematrix.daemon.identities import Identities
 from claudematrix.errors import ClaudeMatrixError
 from claudematrix.identity import resolve_identity
+from claudematrix.ids import IdentityName
 from claudematrix.local import layout
 from claudematrix.mcp_server import build_server
 from claudematrix.mcp_server.runtime import log
 from claudematrix.mcp_server.transport import LINE_LIMIT, serve_connection
+from claudematrix.service import Service
 from claudematrix.session_env import SessionEnv
+from claudematrix.thin import cli as cli_link
 from claudematrix.thin import link
 from claudematrix.thin.shim import STOPPING
 
@@ -43,10 +47,24 @@ _HELLO_TIMEOUT_S = 10.0
 _WATCH_S = 5.0
 
 
+# Runs `claudematrix <argv>` for a caller elsewhere: (exit code, stdout, stderr). Given by the
+# CLI (cli/remote.py), which sits above the daemon.
+RunCommand = Callable[
+    [list[str], SessionEnv, Callable[[IdentityName], Service | None]],
+    Awaitable[tuple[int, str, str]],
+]
+
+
 class Daemon:
-    def __init__(self, home: Path, identities: Identities | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        identities: Identities | None = None,
+        run_command: RunCommand | None = None,
+    ) -> None:
         self.home = home
         self.identities = identities or Identities()
+        self.run_command = run_command
         self.stopping = asyncio.Event()
         self.started = time.time()
         self._sessions: set[asyncio.StreamWriter] = set()
@@ -164,17 +182,15 @@ class Daemon:
             self.stopping.set()
         elif want == "mcp":
             await self._serve_mcp(hello, reader, writer)
+        elif want == "cli":
+            await self._serve_cli(hello, writer)
         else:
             await _answer(writer, {"ok": False, "error": f"unknown request {want!r}"})
 
     async def _serve_mcp(
         self, hello: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        env_in = hello.get("env")
-        env = SessionEnv(
-            {str(k): str(v) for k, v in env_in.items()} if isinstance(env_in, dict) else {},
-            str(hello.get("cwd") or "/"),
-        )
+        env = _session_env(hello)
         as_name = hello.get("as")
         try:
             identity = resolve_identity(as_name if isinstance(as_name, str) else None, env)
@@ -188,6 +204,26 @@ class Daemon:
         )
         await serve_connection(server, reader, writer)
 
+    async def _serve_cli(self, hello: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        argv = hello.get("argv")
+        if (
+            self.run_command is None
+            or not isinstance(argv, list)
+            or not all(isinstance(a, str) for a in argv)
+            or cli_link.forwarded_command(argv) is None
+        ):
+            await _answer(writer, {"ok": False, "error": "not a command the daemon runs"})
+            return
+        await _answer(writer, {"ok": True, "pid": os.getpid(), "version": self.version})
+        code, out, err = await self.run_command(
+            argv, _session_env(hello), self.identities.live_service
+        )
+        for key, text in (("out", out), ("err", err)):
+            if text:
+                writer.write(json.dumps({key: text}).encode() + b"\n")
+        writer.write(json.dumps({"exit": code}).encode() + b"\n")
+        await writer.drain()
+
     def status(self) -> dict[str, Any]:
         return {
             "pid": os.getpid(),
@@ -198,13 +234,22 @@ class Daemon:
         }
 
 
+def _session_env(hello: dict[str, Any]) -> SessionEnv:
+    env = hello.get("env")
+    return SessionEnv(
+        {str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {},
+        str(hello.get("cwd") or "/"),
+    )
+
+
 async def _answer(writer: asyncio.StreamWriter, answer: dict[str, Any]) -> None:
     writer.write(json.dumps(answer).encode() + b"\n")
     await writer.drain()
 
 
-def run_daemon(home: Path) -> int:
-    """Run the daemon in this process until it is stopped; 0 at once if one already runs."""
+def run_daemon(home: Path, run_command: RunCommand | None = None) -> int:
+    """Run the daemon in this process until it is stopped; 0 at once if one already runs.
+    `run_command` lets it run CLI commands for other processes."""
     os.umask(0o077)
     fd = os.open(home / layout.DAEMON_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -213,7 +258,7 @@ def run_daemon(home: Path) -> int:
         except BlockingIOError:
             print("claudematrix daemon: already running", file=sys.stderr)
             return 0
-        asyncio.run(Daemon(home).serve())
+        asyncio.run(Daemon(home, run_command=run_command).serve())
         return 0
     finally:
         os.close(fd)

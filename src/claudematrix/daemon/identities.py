@@ -89,6 +89,11 @@ class Identities:
             del self._held[name]
             await held.runtime.shutdown()
 
+    def live_service(self, name: IdentityName) -> Service | None:
+        """The connected Service of an identity a session holds here, if any."""
+        held = self._held.get(name)
+        return held.runtime.connected_service() if held is not None else None
+
     def summary(self) -> list[dict[str, object]]:
         return [
             {

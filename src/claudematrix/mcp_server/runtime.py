@@ -71,6 +71,10 @@ class Runtime:
             raise NotReady(self._problems.get("connect") or "ClaudeMatrix is not connected yet")
         return self.service
 
+    def connected_service(self) -> Service | None:
+        """The Service if it is connected now (no waiting)."""
+        return self.service if self._connected else None
+
     @property
     def problem(self) -> str | None:
         """One line on what is wrong in the background right now, if anything."""

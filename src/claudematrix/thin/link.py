@@ -3,10 +3,12 @@ it exactly once however many processes race to. Standard library only: the MCP s
 session, the idle waiter and the CLI's fast path run this, and must stay small and quick.
 
 A connection opens with one JSON line each way: the client's hello
-    {"protocol": 1, "want": "mcp" | "status" | "stop", "env": {...}, "cwd": "...",
-     "client": "<the shim's id>", "as": "<an identity name>" | null}
+    {"protocol": 1, "want": "mcp" | "cli" | "status" | "stop", "env": {...}, "cwd": "...",
+     "client": "<the shim's id>", "as": "<an identity name>" | null, "argv": [...] (cli)}
 and the daemon's answer {"ok": true, "pid": ..., "version": ...} or {"ok": false, "error": "..."}.
-After "mcp" the connection carries the session's MCP JSON-RPC, one message per line.
+After "mcp" the connection carries the session's MCP JSON-RPC, one message per line; after
+"cli" the daemon runs the command and sends its output as JSON lines ({"out": text},
+{"err": text}) and then {"exit": code}.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import json
 import os
 import socket
 import struct
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -66,7 +67,7 @@ _NOT_INHERITED = (
 )
 
 
-_started: list[subprocess.Popen[bytes]] = []  # reaped when they end, not left as zombies
+_started: list[Any] = []  # our daemon processes (Popen): reaped when they end, not zombies
 
 
 class DaemonUnavailable(Exception):
@@ -128,6 +129,7 @@ def connect(
     as_name: str | None = None,
     home: str | None = None,
     timeout: float | None = 5.0,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[socket.socket, dict[str, Any]]:
     """A connection to the daemon after the hello: (socket, its answer). DaemonUnavailable
     if nothing answers; the daemon's own refusal also raises it, with the daemon's words."""
@@ -146,6 +148,7 @@ def connect(
             "cwd": _cwd(),
             "client": client,
             "as": as_name,
+            **(extra or {}),
         }
         sock.sendall(json.dumps(hello).encode() + b"\n")
         line = read_line(sock)
@@ -230,7 +233,9 @@ def ensure_daemon(
         os.close(fd)
 
 
-def _spawn(python: str | None, home: str, version: str | None) -> subprocess.Popen[bytes]:
+def _spawn(python: str | None, home: str, version: str | None) -> Any:
+    import subprocess  # only to start a daemon: the CLI's quick path never needs it
+
     env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
     env[layout.STATE_ENV] = home
     if version:
