@@ -110,6 +110,8 @@ BUDGETS: dict[str, Budget] = {
     "wake": Budget("Idle wake: send -> Stop hook exits", Allowance("p50", 25.0, "ms")),
     "wake_recv": Budget("Idle wake, receive side (raw sender)", Allowance("p50", 25.0, "ms")),
     "throughput": Budget("Throughput: concurrent senders", Floor(0.8)),
+    "cli_read": Budget("CLI inbox/read/search/contacts/whoami/status", Ratio({"p50": 8.0})),
+    "cli_send": Budget("CLI send", Allowance("p50", 30.0, "ms")),
 }
 
 

@@ -33,6 +33,7 @@ from bench._env import REPO, BenchEnv, BenchError, timed  # noqa: E402
 from bench._report import loadavg, machine_info, table, versions, write_json  # noqa: E402
 from bench._stats import ERROR, FAIL, PASS, Row  # noqa: E402
 from bench._world import Ctx  # noqa: E402
+from bench.b_cli import bench_cli  # noqa: E402
 from bench.b_delivery import bench_delivery, bench_throughput  # noqa: E402
 from bench.b_hooks import bench_hooks  # noqa: E402
 from bench.b_scale import bench_scale  # noqa: E402
@@ -57,6 +58,7 @@ PHASES: list[Phase] = [
     ("delivery", bench_delivery, ["delivery"]),
     ("wake", bench_wake, ["wake", "wake_recv"]),
     ("throughput", bench_throughput, ["throughput"]),
+    ("cli", bench_cli, ["cli_read", "cli_send"]),
 ]
 
 
