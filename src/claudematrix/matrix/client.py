@@ -29,6 +29,7 @@ from claudematrix.errors import (
     homeserver_error,
 )
 from claudematrix.ids import EventID, RoomAlias, RoomID, UserID, server_name
+from claudematrix.matrix.content import PRESENCE_EVENT, PROFILE_EVENT
 
 __all__ = ["MatrixClient", "SessionCredentials", "SYNC_FILTER"]
 
@@ -54,10 +55,12 @@ SYNC_FILTER: dict[str, Any] = {
             "types": [
                 "m.room.message",
                 "m.room.member",
-                "com.claudematrix.profile",
-                "com.claudematrix.presence",
+                PROFILE_EVENT,
+                PRESENCE_EVENT,
             ],
         },
+        # Room state: only what sync.py reads (who is in, their profile and presence).
+        "state": {"types": ["m.room.member", PROFILE_EVENT, PRESENCE_EVENT]},
         "ephemeral": {"not_types": ["*"]},
         "account_data": {"not_types": ["*"]},
     },
