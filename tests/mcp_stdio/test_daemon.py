@@ -14,16 +14,21 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 import anyio.lowlevel
 import pytest
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp_support import McpSession, OpenMcp
 from test_mcp_server import matrix_id
 
 from claudematrix.thin import link
 from integration.conftest import SharedHomeserver
+from integration.conftest import own_homeserver as own_homeserver  # noqa: F401
 from support import wait_until
 from support.daemon import daemon_pids
 
@@ -212,3 +217,50 @@ def _shim_pids(session_id: str) -> list[int]:
         if argv[-2:] == [b"mcp", b""] and wanted in environ:
             found.append(int(entry))
     return found
+
+
+async def test_kill_9_of_the_homeserver_during_sends_loses_and_duplicates_nothing(
+    own_homeserver: Callable[[], object], tmp_path: Path
+) -> None:
+    """The embedded homeserver killed between sends: each send after it answers or says its
+    message is queued; the daemon starts the homeserver again and delivers what waited, and
+    the other session has every message exactly once."""
+    tag = uuid.uuid4().hex[:8]
+    config = own_homeserver()
+    home = config.home  # type: ignore[attr-defined]
+
+    @asynccontextmanager
+    async def session(name: str) -> AsyncIterator[McpSession]:
+        project = tmp_path / "projects" / name
+        project.mkdir(parents=True)
+        env = {**os.environ, "CLAUDE_CODE_SESSION_ID": name, "CLAUDE_PROJECT_DIR": str(project)}
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "claudematrix", "mcp"], env=env
+        )
+        log = tmp_path / f"mcp-{name}.log"
+        with open(log, "w") as errlog:
+            async with (
+                stdio_client(params, errlog=errlog) as (read, write),
+                ClientSession(read, write) as client,
+            ):
+                yield McpSession(name, client, await client.initialize(), log)
+
+    with anyio.fail_after(300):
+        async with session(str(uuid.uuid4())) as a, session(str(uuid.uuid4())) as b:
+            b_id = matrix_id(await b.ok("whoami"))
+            await a.ok("whoami")
+            for i in range(3):
+                await a.ok("send", to=b_id, text="x", subject=f"{tag} message {i}")
+            pid = int((home / "homeserver" / "homeserver.pid").read_text().strip())
+            os.kill(pid, signal.SIGKILL)
+            for i in range(3, 6):
+                is_error, text = await a.call(
+                    "send", to=b_id, text="x", subject=f"{tag} message {i}"
+                )
+                assert not is_error or "queued" in text, text
+            found = await _wait_received(b, tag, 6, timeout=180)
+            bodies = sorted(int(re.findall(r"message (\d+)", line)[0]) for line in found)
+            assert bodies == list(range(6)), found
+            await a.ok("send", to=b_id, text="x", subject=f"{tag} last")
+            await _wait_received(b, f"{tag} last", 1)
+            assert len([line for line in await _received(b, tag) if "last" not in line]) == 6
