@@ -71,6 +71,7 @@ def own_homeserver(
         yield load_config
     finally:
         try:
+            stop_daemons(isolated_home)  # first: a daemon would start the homeserver again
             stop(load_config())
         finally:
             kill_synapses(isolated_home)
