@@ -192,8 +192,9 @@ class BenchEnv:
         try:
             self.stop_procs(list(self.procs))
             with contextlib.suppress(Exception):
-                from claudematrix import homeserver
+                from claudematrix import daemon, homeserver
 
+                daemon.stop(self.home)  # first: it would start the homeserver again
                 homeserver.stop(self.config())
             # Anything else of this run (Synapse started by a child, a stray grandchild).
             spared = {os.getpid()} | ({self._janitor.pid} if self._janitor else set())
