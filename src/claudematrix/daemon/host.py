@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import fcntl
 import gc
 import json
@@ -251,6 +252,7 @@ def run_daemon(home: Path, run_command: RunCommand | None = None) -> int:
     """Run the daemon in this process until it is stopped; 0 at once if one already runs.
     `run_command` lets it run CLI commands for other processes."""
     os.umask(0o077)
+    faulthandler.enable()  # a crash of the one long-lived process leaves its story in the log
     fd = os.open(home / layout.DAEMON_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         try:
