@@ -348,12 +348,21 @@ def load_shim(root: Path) -> Any:
     return shim
 
 
+# The shim alone, in a fresh interpreter without site-packages (-I -S): what stays for the
+# whole session is only what the shim needs, not the launcher's hashing and installing.
+SHIM_FROM_SOURCE = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from claudematrix.thin.shim import run; "
+    "sys.exit(run(python=sys.argv[2], version=sys.argv[3], as_name=sys.argv[4] or None))"
+)
+
+
 def run_shim(venv: Path, root: Path, args: list[str]) -> int:
-    as_name = args[args.index("--as") + 1] if "--as" in args[:-1] else None
-    shim = load_shim(root)
-    return int(
-        shim.run(python=str(venv_python(venv)), as_name=as_name, version=plugin_version(root))
-    )
+    """Become the session's MCP shim (exec: same process, same stdin and stdout)."""
+    as_name = args[args.index("--as") + 1] if "--as" in args[:-1] else ""
+    argv = [sys.executable, "-I", "-S", "-c", SHIM_FROM_SOURCE, str(root / "src")]
+    argv += [str(venv_python(venv)), plugin_version(root), as_name]
+    os.execv(sys.executable, argv)
+    return 1  # (not reached)
 
 
 def _newer_python() -> str | None:
