@@ -30,6 +30,15 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / _TICK
 
 
+def rss_mib(pid: int) -> float:
+    """VmRSS of a process, in MiB."""
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise BenchError(f"no VmRSS for pid {pid}")
+
+
 def synapse_pid(config: object) -> int:
     from claudematrix import homeserver
 

@@ -28,8 +28,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from bench._env import PYTHON, BenchError, wait_for
-from bench._proc import Peer, cpu_seconds, synapse_pid
+from bench._env import PYTHON, wait_for
+from bench._proc import Peer, cpu_seconds, rss_mib, synapse_pid
 from bench._rawpeer import Raw
 from bench._stats import Dist, Row
 from bench._watch import StoreWatch
@@ -47,14 +47,6 @@ def daemon_pid(home: Path) -> int:
     return int(record["pid"])
 
 
-def _rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise BenchError(f"no VmRSS for pid {pid}")
-
-
 def daemon_rows(
     ctx: Ctx,
     shims: list[Peer],
@@ -69,7 +61,7 @@ def daemon_rows(
         judge(
             "daemon_rss",
             None,
-            Dist(f"VmRSS of the daemon with {n} identities", "MiB", [_rss_mib(daemon_pid(home))]),
+            Dist(f"VmRSS of the daemon with {n} identities", "MiB", [rss_mib(daemon_pid(home))]),
             title=f"Daemon RSS, {n} identities",
         )
     ]

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 
 from bench._env import PYTHON, BenchError
-from bench._proc import Peer, collect, cpu_seconds, synapse_pid
+from bench._proc import Peer, collect, cpu_seconds, rss_mib, synapse_pid
 from bench._rawpeer import Raw
 from bench._stats import Dist, Row
 from bench._watch import StoreWatch
@@ -97,14 +97,6 @@ def _start_servers(ctx: Ctx, n: int) -> tuple[list[Peer], list[str], list[float]
         _mcp_result(servers[index], 2, 240.0)
         ready_ms.append((time.monotonic() - starting.pop(index)) * 1000)
     return servers, sessions, ready_ms
-
-
-def _rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise BenchError(f"no VmRSS for pid {pid}")
 
 
 def bench_scale(ctx: Ctx) -> list[Row]:
@@ -188,7 +180,7 @@ def bench_scale(ctx: Ctx) -> list[Row]:
             raw.samples.append(accounted("raw", functools.partial(raw_once, f"f{i}r")))
             mine.samples.append(accounted("ours", functools.partial(ours_once, f"f{i}o")))
         load = {k: round(v / wall[k.split("_")[0]], 2) for k, v in used.items()}
-        rss = Dist("VmRSS per session (its shim)", "MiB", [_rss_mib(p.proc.pid) for p in servers])
+        rss = Dist("VmRSS per session (its shim)", "MiB", [rss_mib(p.proc.pid) for p in servers])
         synapse = _synapse_rss(ctx)
 
         def new_session() -> tuple[Peer, float, float]:
@@ -250,4 +242,4 @@ def _synapse_rss(ctx: Ctx) -> float:
     from claudematrix import homeserver
 
     pid = homeserver.status(ctx.config).pid
-    return _rss_mib(pid) if pid else float("nan")
+    return rss_mib(pid) if pid else float("nan")
