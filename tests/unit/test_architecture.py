@@ -44,7 +44,7 @@ CONFINED = {
     "claudematrix.local": ("claudematrix.local",),
     # The shim and the link to the daemon: one small process per session.
     "claudematrix.thin": ("claudematrix", "claudematrix.thin", "claudematrix.local"),
-    "claudematrix.hooks": ("claudematrix.hooks", "claudematrix.local"),
+    "claudematrix.hooks": ("claudematrix.hooks", "claudematrix.local", "claudematrix.thin"),
     "claudematrix.homeserver": (
         "claudematrix.homeserver",
         "claudematrix.errors",

@@ -12,6 +12,8 @@ headers) reaches Claude and an idle session wakes up and starts a turn. Rules:
   SessionEnd writes, or SIGTERM (Claude Code sends it on exit; SessionEnd as a fallback);
 - while a turn runs (turn.state "busy") PostToolUse and Stop announce new mail in-band, so the
   waiter gives them a short grace before it says the mail itself;
+- a daemon that died is started again (its record left behind says so): at the start and on
+  each quiet 30 s; the session's shim does the same as soon as it notices;
 - never in one-shot `claude -p "..."`: Claude Code waits for background hooks before it exits,
   so a waiter there would hold the process open (seen with 2.1.330).
 """
@@ -26,14 +28,21 @@ import sys
 import time
 
 from claudematrix.hooks._announce import announce
-from claudematrix.local.layout import OFFLINE_FLAG, TURN_STATE, WAITER_LOCK, WAITER_PID, WAKE_FIFO
+from claudematrix.local.layout import (
+    DAEMON_PID,
+    OFFLINE_FLAG,
+    TURN_STATE,
+    WAITER_LOCK,
+    WAITER_PID,
+    WAKE_FIFO,
+)
 from claudematrix.local.markers import has_new_mail, set_turn
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~7 ms
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["wait", "wanted", "IDLE_WAKE_ENV", "CHECK_S", "BUSY_GRACE_S"]
+__all__ = ["wait", "wanted", "revive_daemon", "IDLE_WAKE_ENV", "CHECK_S", "BUSY_GRACE_S"]
 
 IDLE_WAKE_ENV = "CLAUDEMATRIX_IDLE_WAKE"  # "0" turns the waiter off, "1" forces it on
 CHECK_S = 30.0  # while nothing happens: re-check that the session still exists
@@ -156,6 +165,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def revive_daemon(identity: str) -> None:
+    """Start the machine's daemon again if it died (its record is still there): then mail
+    keeps arriving while the session idles, even if its shim has not noticed yet. A daemon
+    stopped on purpose removed its record and stays stopped. Fails open."""
+    home = os.path.dirname(os.path.dirname(identity))
+    if not os.path.exists(home + "/" + DAEMON_PID):
+        return
+    try:
+        from claudematrix.thin import link
+
+        link.ensure_daemon(home=home)
+    except Exception:  # noqa: BLE001 - the waiter's job is the wake-up, whatever happens here
+        return
+
+
 def wait(identity: str, data: dict[str, Any]) -> int:
     """Block until new mail (exit 2, headers on stderr) or the end of the session (exit 0)."""
     if data.get("agent_id"):
@@ -175,6 +199,7 @@ def wait(identity: str, data: dict[str, Any]) -> int:
         handle.write(f"{os.getpid()}\n")
     os.replace(pid_path + ".tmp", pid_path)
 
+    revive_daemon(identity)
     fifo = _open_fifo(identity)
     poller = select.poll()
     poller.register(fifo, select.POLLIN)
@@ -209,7 +234,10 @@ def wait(identity: str, data: dict[str, Any]) -> int:
         else:
             pending_since = None
         timeout = CHECK_S if pending_since is None else _RECHECK_S
-        for fd, _events in poller.poll(int(timeout * 1000)):
+        ready = poller.poll(int(timeout * 1000))
+        if not ready and pending_since is None:
+            revive_daemon(identity)
+        for fd, _events in ready:
             if fd == fifo:
                 _drain(fifo)
             elif fd in ends:

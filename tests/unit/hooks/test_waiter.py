@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from claudematrix.hooks._waiter import BUSY_GRACE_S, CHECK_S, wanted
+from claudematrix.hooks._waiter import BUSY_GRACE_S, CHECK_S, revive_daemon, wanted
 from claudematrix.local.layout import OFFLINE_FLAG, TURN_STATE, WAITER_PID
 from claudematrix.local.markers import signal_new_mail
 from support import wait_until
@@ -278,3 +278,27 @@ def test_signal_new_mail_reaches_a_waiter_fast(world: World, waiter: Waiter) -> 
     code, _out, _err = waiter.finish()
     assert code == 2
     assert (time.perf_counter() - t0) * 1000 < 300
+
+
+def test_a_daemon_that_died_is_started_again_one_stopped_on_purpose_is_not(
+    world: World,
+) -> None:
+    """The daemon writes daemon.pid and removes it when it stops cleanly: a record left
+    behind means it died, and the idle waiter starts it again (the shim would too)."""
+    from claudematrix.daemon import stop
+    from claudematrix.thin import link
+    from support.daemon import daemon_pids, stop_daemons
+
+    home = world.home
+    try:
+        revive_daemon(str(world.dir))  # never ran: nothing to revive
+        assert not link.answers(str(home)) and not daemon_pids(home)
+        (home / "daemon.pid").write_text('{"pid": 999999999}\n')  # died, record left
+        revive_daemon(str(world.dir))
+        assert link.answers(str(home)) and len(daemon_pids(home)) == 1
+        assert stop(home)  # on purpose: the record goes with it
+        assert not (home / "daemon.pid").exists()
+        revive_daemon(str(world.dir))
+        assert not link.answers(str(home))
+    finally:
+        stop_daemons(home)
