@@ -89,6 +89,10 @@ class Daemon:
         try:
             await self.stopping.wait()
         finally:
+            # The record goes first: whoever looks from now on sees a daemon stopped on
+            # purpose (the idle waiter starts again only one that died with it in place).
+            with contextlib.suppress(OSError):
+                (self.home / layout.DAEMON_PID).unlink()
             watcher.cancel()
             server.close()
             await self._say_stopping()
