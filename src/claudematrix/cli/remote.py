@@ -94,8 +94,7 @@ async def run_command(
         except Exception as exc:  # a bug: one line for the caller, the story for the log
             print(f"claudematrix: {type(exc).__name__}: {exc}", file=err)
             code = 1
-            _captured.out = _captured.err = None
-            traceback.print_exc()
+            traceback.print_exc(file=sys.__stderr__)
         finally:
             REMOTE.reset(token)
             _captured.out = _captured.err = None

@@ -22,6 +22,7 @@ import sys
 import threading
 from typing import IO, Any
 
+from claudematrix.local import layout
 from claudematrix.thin import link
 
 __all__ = ["Proxy", "run", "STOPPING"]
@@ -243,7 +244,7 @@ class Proxy:
         error = {
             "code": -32603,
             "message": "ClaudeMatrix's daemon is not available: see "
-            f"{os.path.join(link.state_dir(), 'daemon.log')}; it is retried on the next call",
+            f"{os.path.join(link.state_dir(), layout.DAEMON_LOG)}; it is retried on the next call",
         }
         self._write(json.dumps({"jsonrpc": "2.0", "id": request_id, "error": error}).encode())
 

@@ -5,7 +5,6 @@ live Service, and errors as the caller's one line and exit code."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from dataclasses import dataclass
 
 from claudematrix.cli.remote import run_command
@@ -54,7 +53,6 @@ def test_output_goes_to_the_caller_only() -> None:
     results = asyncio.run(both())
     assert all(r == results[0] for r in results)  # each got its own output, whole
     assert results[0][1].count("@cc-alice:x") == 1
-    print("the daemon's own line", file=sys.stderr)  # still reaches the real stream
 
 
 def test_errors_are_the_callers_one_line_and_exit_code() -> None:
