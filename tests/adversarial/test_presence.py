@@ -38,7 +38,9 @@ def _delay_ids(m: Machine, session: str) -> dict[str, str]:
         return {}
     with closing(sqlite3.connect(store)) as db:
         row = db.execute("SELECT value FROM meta WHERE key = 'setting:presence_delays'").fetchone()
-    return dict(json.loads(row[0])) if row and row[0] else {}
+    stored = json.loads(row[0]) if row and row[0] else {}
+    # Each room's entry: [delay id, when its "online" was said].
+    return {room: entry[0] for room, entry in stored.items()}
 
 
 def test_a_member_cannot_fire_cancel_or_forge_a_sessions_presence(

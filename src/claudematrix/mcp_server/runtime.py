@@ -29,6 +29,7 @@ RETRY_MAX_S = 30.0
 _HEALTHY_RUN_S = 60.0  # a loop that ran this long before failing starts its backoff afresh
 _LOCK_RETRY_S = 5.0
 _CLOSE_GRACE_S = 1.0
+_PRESENCE_AFTER_SYNC_S = 5.0
 
 
 class NotReady(ClaudeMatrixError):
@@ -55,6 +56,7 @@ class Runtime:
         self._presence_task: asyncio.Task[Service | None] | None = None
         self._problems: dict[str, str] = {}  # loop -> what is wrong with it now
         self._sync_up = False
+        self._sync_heard = asyncio.Event()  # the first sync since connecting ended, either way
 
     # --- what the tools see --------------------------------------------------------------
 
@@ -129,6 +131,7 @@ class Runtime:
 
     def _sync_health(self, up: bool) -> None:
         self._sync_up = up
+        self._sync_heard.set()
         if up:
             self._problems.pop("sync", None)
         else:
@@ -137,6 +140,10 @@ class Runtime:
             )
 
     async def _presence(self) -> None:
+        # Mail first: after a restart, every identity's first sync brings what was missed;
+        # presence (kept alive by a restart of each delayed event) can wait for it a moment.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._sync_heard.wait(), timeout=_PRESENCE_AFTER_SYNC_S)
         await self._require().heartbeat_forever(self.stop, online=self.sync_is_up)
 
     def _require(self) -> Service:
@@ -161,6 +168,7 @@ class Runtime:
                 self._failed(name, exc, delay)
                 if name == "sync":
                     self._sync_up = False
+                    self._sync_heard.set()
                 self._settled.set()
                 await _sleep_unless(self.stop, delay)
                 delay = min(delay * 2, RETRY_MAX_S)

@@ -12,6 +12,8 @@ import contextlib
 import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from mcp.server.elicitation import AcceptedElicitation
@@ -30,8 +32,19 @@ from claudematrix.service import Service
 __all__ = ["build_server", "own_runtime", "serve", "RuntimeLease", "INSTRUCTIONS"]
 
 T = TypeVar("T")
-# FastMCP hands a tool this (found by its class); its lifespan context is our Runtime.
-ToolContext = Context[ServerSession, Runtime, Any]
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One session's MCP connection: its identity's Runtime, and the name of the caller
+    (kept across reconnects, so that a replayed call is recognised)."""
+
+    runtime: Runtime
+    caller: str
+
+
+# FastMCP hands a tool this (found by its class); its lifespan context is our Connection.
+ToolContext = Context[ServerSession, Connection, Any]
 
 INSTRUCTIONS = f"""\
 ClaudeMatrix gives this Claude Code session its own Matrix account: an inbox, history and
@@ -49,7 +62,7 @@ something may travel; a send beyond its label is refused, never downgraded.
 async def _call(ctx: ToolContext, action: Callable[[Service], Awaitable[str]]) -> str:
     """Run a tool as the session; every error becomes one line, and a background problem
     (say, mail not arriving) is added to what the tool says."""
-    runtime = ctx.request_context.lifespan_context
+    runtime = ctx.request_context.lifespan_context.runtime
     try:
         text = await action(await runtime.ready_service())
     except ClaudeMatrixError as exc:
@@ -96,14 +109,33 @@ def own_runtime(identity: Identity) -> RuntimeLease:
     return lease
 
 
+_BOUND: ContextVar[tuple[RuntimeLease, str]] = ContextVar("claudematrix_mcp_connection")
+
+
 def build_server(lease: RuntimeLease, caller: str | None = None) -> FastMCP:
-    """The MCP server of one session. `caller` names the connection across reconnects (the
-    shim's id), so a call it replays after a daemon restart is recognised, not repeated."""
-    caller_id = caller or uuid.uuid4().hex
+    """The MCP server for the session served from this task: the process's one set of tools,
+    bound here (for this task and those it starts) to `lease` and `caller`. `caller` names
+    the connection across reconnects (the shim's id), so a call it replays after a daemon
+    restart is recognised, not repeated."""
+    _BOUND.set((lease, caller or uuid.uuid4().hex))
+    return _tools()
+
+
+@contextlib.asynccontextmanager
+async def _connection(_server: object) -> AsyncIterator[Connection]:
+    lease, caller = _BOUND.get()
+    async with lease() as runtime:
+        yield Connection(runtime, caller)
+
+
+@functools.cache
+def _tools() -> FastMCP:
+    """Built once per process: a build is ~10 ms of schema work, which a daemon that 50
+    sessions reconnect to at once would otherwise do 50 times in a row."""
     server: FastMCP = FastMCP(
         "claudematrix",
         instructions=INSTRUCTIONS,
-        lifespan=lambda _app: lease(),
+        lifespan=_connection,
         log_level="WARNING",
     )
     # Plain text results only: Claude Code shows a tool's structured (JSON) copy to the model
@@ -138,7 +170,7 @@ def build_server(lease: RuntimeLease, caller: str | None = None) -> FastMCP:
         label: str | None = None,
         reply_to: str | None = None,
     ) -> str:
-        key = f"{caller_id}:{ctx.request_id}"
+        key = f"{ctx.request_context.lifespan_context.caller}:{ctx.request_id}"
         return await _call(
             ctx, lambda s: tools.send(s, to, text, subject, label, reply_to, call_key=key)
         )

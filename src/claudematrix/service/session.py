@@ -47,6 +47,7 @@ from claudematrix.service.accounts import (
     stored_password,
 )
 from claudematrix.service.directory import Directory
+from claudematrix.service.homeserver_once import ensure_homeserver
 from claudematrix.service.machine import is_local, machine_user
 from claudematrix.service.people import Accepted, People
 from claudematrix.service.recipients import existing_user, parse_target
@@ -140,7 +141,7 @@ class Service:
         """
         self._settle_initial_mode(initial_mode)
         if self.config.embedded and start_homeserver:
-            await asyncio.to_thread(homeserver.start, self.config, self.progress)
+            await ensure_homeserver(self.config, self.progress)
         creds = load_account(self.config, self.identity.slug)
         if creds is None:
             self._refuse_a_silent_new_account()
@@ -287,11 +288,14 @@ class Service:
         """Long-poll until `stop`; back off while the homeserver is away, then resume.
         `on_health` hears whether sync is working, after every attempt. A long-lived sync
         starts the embedded homeserver again if it died, and sends what waits in the outbox
-        as soon as the homeserver answers."""
+        as soon as the homeserver answers. The first sync does not wait: what was missed
+        is in the store, and `on_health` told, at once."""
         delay = _BACKOFF_START_S
+        wait_ms = 0
         while not stop.is_set():
             try:
-                await self.sync(timeout_ms=_LONG_POLL_MS)
+                await self.sync(timeout_ms=wait_ms)
+                wait_ms = _LONG_POLL_MS
                 if self.store.outbox_pending():
                     await self.flush_outbox()
             except (HomeserverUnavailable, HomeserverError) as exc:
@@ -312,7 +316,7 @@ class Service:
         """The embedded homeserver stopped answering: start it (a no-op if it runs; under
         its lock, so the identities that notice at once start it once)."""
         try:
-            await asyncio.to_thread(homeserver.start, self.config, self.progress)
+            await ensure_homeserver(self.config, self.progress, recent_s=0)
         except ClaudeMatrixError as exc:
             self.progress(f"claudematrix: the homeserver did not start again: {exc}")
 
@@ -391,7 +395,7 @@ class Service:
         rooms: frozenset[str] = frozenset()
         ticks = 0
         with contextlib.suppress(HomeserverUnavailable, HomeserverError):
-            await directory.presence.cancel_stale()
+            await directory.presence.resume()
         while not stop.is_set():
             try:
                 if directory.task_changed():

@@ -6,6 +6,7 @@ turns offline within the TTL) is tested against Synapse in tests/integration."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,13 +120,74 @@ def test_a_withdrawn_room_keeps_nothing_that_could_fire_there() -> None:
     assert list(hs.scheduled.values()) == [CIRCLE]
 
 
-def test_the_next_run_cancels_what_a_crashed_run_left() -> None:
+def test_the_next_run_takes_over_what_a_killed_run_left_without_a_room_event() -> None:
     store = Store.in_memory()
     hs = Homeserver()
     asyncio.run(presence(hs, store).say([LOBBY, CIRCLE], True))  # then: killed
-    assert len(hs.scheduled) == 2
-    asyncio.run(presence(hs, store).cancel_stale())
+    left = dict(hs.scheduled)
+    hs.events.clear()
+    nxt = presence(hs, store)
+    asyncio.run(nxt.resume())
+    asyncio.run(nxt.say([LOBBY, CIRCLE], True))
+    assert hs.events == []  # "online" still stands: nobody's sync wakes
+    assert hs.scheduled == left and sorted(hs.actions) == [("restart", d) for d in sorted(left)]
+    asyncio.run(nxt.say([LOBBY, CIRCLE], False))  # and they are this run's to cancel
     assert hs.scheduled == {}
+
+
+def test_a_room_whose_delayed_event_fired_meanwhile_hears_online_again() -> None:
+    store = Store.in_memory()
+    hs = Homeserver()
+    asyncio.run(presence(hs, store).say([LOBBY, CIRCLE], True))
+    fired = next(d for d, room in hs.scheduled.items() if room == LOBBY)
+    hs.lost = {fired}
+    hs.events.clear()
+    nxt = presence(hs, store)
+    asyncio.run(nxt.resume())
+    asyncio.run(nxt.say([LOBBY, CIRCLE], True))
+    assert [(room, c["online"]) for room, c in hs.events] == [(LOBBY, True)]
+    assert sorted(set(hs.scheduled.values()) - {LOBBY}) == [CIRCLE]
+    assert len([r for r in hs.scheduled.values() if r == LOBBY]) == 2  # a new one
+
+
+def test_a_run_that_is_not_the_owner_cancels_what_it_takes_back() -> None:
+    """A one-off command withdrawing from a room cancels the delayed event the owning run
+    stored, and keeps the others."""
+    store = Store.in_memory()
+    hs = Homeserver()
+    asyncio.run(presence(hs, store).say([LOBBY, CIRCLE], True))
+    asyncio.run(presence(hs, store).forget(LOBBY))
+    assert list(hs.scheduled.values()) == [CIRCLE]
+    assert list(presence(hs, store)._delays) == [CIRCLE]
+
+
+def test_held_online_is_said_again_before_its_own_expiry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hs = Homeserver()
+    p = presence(hs)
+    asyncio.run(p.say([LOBBY], True))
+    asyncio.run(p.refresh([LOBBY], True))
+    assert len(hs.events) == 1
+    later = time.time() + HELD_TTL_MS / 1000 * 0.6
+    monkeypatch.setattr(time, "time", lambda: later)
+    asyncio.run(p.refresh([LOBBY], True))
+    assert [c["online"] for _, c in hs.events] == [True, True]
+    assert hs.events[-1][1]["last_active"] >= int(later * 1000) - 1
+    asyncio.run(p.refresh([LOBBY], True))
+    assert len(hs.events) == 2  # and then kept alive quietly again
+
+
+def test_delays_stored_before_their_time_was_kept_are_taken_over_and_said_again_soon() -> None:
+    store = Store.in_memory()
+    hs = Homeserver()
+    hs.scheduled["syd_old"] = LOBBY
+    store.set_setting("presence_delays", '{"!lobby:x": "syd_old"}')
+    p = presence(hs, store)
+    asyncio.run(p.resume())
+    assert hs.actions == [("restart", "syd_old")]
+    asyncio.run(p.refresh([LOBBY], True))
+    assert [c["online"] for _, c in hs.events] == [True]
 
 
 def test_a_failed_cancel_is_tried_again_not_forgotten() -> None:
