@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 import nio
+from nio.api import MATRIX_API_PATH_V3
 
 from claudematrix.errors import (
     Forbidden,
@@ -126,6 +127,7 @@ class MatrixClient:
         # message I send would wake my own long-poll.
         timeline = {**SYNC_FILTER["room"]["timeline"], "not_senders": [creds.user_id]}
         self._sync_filter = {**SYNC_FILTER, "room": {**SYNC_FILTER["room"], "timeline": timeline}}
+        self._sync_filter_json = json.dumps(self._sync_filter, separators=(",", ":"))
 
     async def close(self) -> None:
         await self._nio.close()
@@ -435,8 +437,9 @@ class MatrixClient:
         """nio's raw send, with the token in the Authorization header as nio's own calls
         have it: nio's path builders put it in the query, which proxies and logs keep."""
         parts = urlsplit(path)
-        query = [q for q in parse_qsl(parts.query, keep_blank_values=True) if q[0] != _TOKEN]
-        path = urlunsplit(parts._replace(query=urlencode(query)))
+        if _TOKEN in parts.query:
+            query = [q for q in parse_qsl(parts.query, keep_blank_values=True) if q[0] != _TOKEN]
+            path = urlunsplit(parts._replace(query=urlencode(query)))
         headers = self._auth if body is None else {**self._auth, "Content-Type": "application/json"}
         response: aiohttp.ClientResponse = await self._nio.send(
             method,
@@ -468,15 +471,14 @@ class MatrixClient:
         Done as a plain request on nio's HTTP session: nio's own sync() validates every
         response against JSON schemas (~1.4 ms each) and keeps room state we never use.
         """
-        method, path = nio.Api.sync(
-            self.creds.access_token,
-            since=since,
-            timeout=timeout_ms,
-            filter=self._sync_filter,
-            full_state=full_state or None,
-        )
+        query = {"timeout": str(timeout_ms), "filter": self._sync_filter_json}
+        if since:
+            query["since"] = since
+        if full_state:
+            query["full_state"] = "true"
+        path = f"{MATRIX_API_PATH_V3}/sync?{urlencode(query)}"  # no token: it is a header
         try:
-            response = await self._plain(method, path, timeout=timeout_ms / 1000 + 15)
+            response = await self._plain("GET", path, timeout=timeout_ms / 1000 + 15)
             data = await response.json(content_type=None)
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError, TimeoutError):
             raise _unavailable(self.creds.homeserver) from None

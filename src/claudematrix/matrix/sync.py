@@ -124,8 +124,9 @@ async def sync_once(
             invited += 1
 
     blocked = store.blocked()
-    names = {u: p.display_name for u, p in store.people().items()}
-    published = {u: str(p.content.get("display_name") or "") for u, p in store.profiles().items()}
+    # Names this response brings; the store's are looked up for the senders alone, below.
+    names: dict[UserID, str] = {}
+    published: dict[UserID, str] = {}
     with_mail: list[tuple[RoomID, RoomRecord, list[dict[str, Any]]]] = []
     for room_id_str, info in _rooms(resp, "join").items():
         room_id = RoomID(room_id_str)
@@ -149,12 +150,19 @@ async def sync_once(
     # Messages after every room's directory events: a sender's profile may come in this
     # same response, in a room listed after the one their message is in.
     found: list[tuple[RoomRecord, Message]] = []
+    senders = {UserID(str(e.get("sender", ""))) for _r, _k, tl in with_mail for e in tl}
+    stored_published, stored_names = store.display_names(senders - blocked)
     for room_id, record, timeline in with_mail:
         for event in timeline:
             sender = UserID(str(event.get("sender", "")))
             if sender in blocked:
                 continue
-            name = published.get(sender) or names.get(sender, "")
+            name = (
+                published.get(sender)
+                or stored_published.get(sender)
+                or names.get(sender)
+                or stored_names.get(sender, "")
+            )
             message = message_from_event(event, room_id, me, sender_name=name, peer=record.peer)
             if message is not None:
                 found.append((record, message))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,9 @@ class Request:
     is_direct: bool = True
     announced: bool = False
     kind: str = "invite"
+
+
+_LOOKUP_CHUNK = 500  # bound variables per query, well under SQLite's limit
 
 
 class DirectoryTables:
@@ -142,6 +145,30 @@ class DirectoryTables:
             "SELECT user_id, display_name FROM members WHERE room_id = ?", (room_id,)
         ).fetchall()
         return {UserID(r[0]): r[1] for r in rows}
+
+    def display_names(
+        self, users: Collection[UserID]
+    ) -> tuple[dict[UserID, str], dict[UserID, str]]:
+        """For `users` only: the names they published in a profile, and the names their
+        memberships carry (a sync looks up its senders, not the whole directory)."""
+        wanted = sorted(set(users))
+        published: dict[UserID, str] = {}
+        names: dict[UserID, str] = {}
+        for start in range(0, len(wanted), _LOOKUP_CHUNK):
+            chunk = wanted[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for user, content in self._conn.execute(
+                f"SELECT user_id, content FROM profiles WHERE user_id IN ({marks})", chunk
+            ):
+                data = json.loads(content)
+                if isinstance(data, dict) and data.get("display_name"):
+                    published[UserID(user)] = str(data["display_name"])
+            for user, name in self._conn.execute(
+                f"SELECT user_id, display_name FROM people WHERE user_id IN ({marks})", chunk
+            ):
+                if name:
+                    names[UserID(user)] = str(name)
+        return published, names
 
     def profiles(self) -> dict[UserID, Profile]:
         rows = self._conn.execute(
