@@ -23,6 +23,7 @@ import pytest
 
 from support import wait_until
 from support.daemon import daemon_pids
+from support.hooks import RUN as HOOKS_RUN
 
 from .conftest import SharedHomeserver
 from .harness import (
@@ -48,7 +49,7 @@ PUBLIC_ALIAS = "#claudematrix-public:localhost"
 
 @contextlib.contextmanager
 def mcp_server(
-    who_machine: Machine, project: Path, log: Path
+    who_machine: Machine, project: Path, log: Path, heartbeat_s: float = HEARTBEAT_S
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """A session's MCP server (`claudematrix mcp`), started as Claude Code would start it:
     stdin kept open, CLAUDE_CODE_SESSION_ID set. Yields (process, session id); always
@@ -58,7 +59,7 @@ def mcp_server(
         **who_machine.env,
         "CLAUDE_PROJECT_DIR": str(project),
         "CLAUDE_CODE_SESSION_ID": session,
-        "CLAUDEMATRIX_HEARTBEAT_S": str(HEARTBEAT_S),
+        "CLAUDEMATRIX_HEARTBEAT_S": str(heartbeat_s),
     }
     with log.open("ab") as errlog:
         proc = subprocess.Popen(
@@ -246,6 +247,45 @@ def test_presence_online_while_the_session_runs_offline_within_ttl_after_kill9(
         # second of slack) after the kill must say offline, however slow the look.
         assert [p for p in polls if p[1] and p[0] > TTL_S + 1.0] == [], polls
         assert user in observer.contacts()  # offline, still listed
+
+
+def test_a_task_the_hooks_record_shows_in_contacts_within_seconds_while_the_session_idles(
+    m1: Machine, tmp_path: Path
+) -> None:
+    """With the default two-minute heartbeat the session's presence loop sleeps while it
+    idles; the task the hooks record (a TodoWrite) still reaches other sessions' contacts
+    within seconds: one clock in the daemon looks at every identity's task file."""
+    tag = new_tag()
+    proj = project_dir(tmp_path, f"projT{tag}")
+    observer = Who(m1, f"obs{tag}", proj).start()
+    with mcp_server(m1, proj, tmp_path / "mcp.log", heartbeat_s=120) as (proc, session):
+        user = session_user(m1, session, proc)
+        wait_until(lambda: (c := observer.contacts().get(user)) and c["online"], 60, "the session")
+        todos = [{"content": f"Refactor parser {tag}", "status": "in_progress"}]
+        hook = {
+            "session_id": session,
+            "hook_event_name": "PostToolUse",
+            "tool_name": "TodoWrite",
+            "tool_input": {"todos": todos},
+            "tool_response": {},
+        }
+        env = {k: v for k, v in m1.env.items() if not k.startswith("CLAUDE_")}
+        done = subprocess.run(
+            [sys.executable, "-I", "-S", str(HOOKS_RUN), "post-tool-use"],
+            input=json.dumps(hook).encode(),
+            env=env,
+            capture_output=True,
+            timeout=30,
+            check=True,
+        )
+        assert done.stdout == b""
+        recorded = time.monotonic()
+        wait_until(
+            lambda: observer.contacts()[user].get("task") == f"Refactor parser {tag}",
+            25,  # the loop's own next wake is 30 s away: only the clock can make this
+            "the new task in the observer's contacts",
+        )
+        assert time.monotonic() - recorded < 25
 
 
 # --- 6. ordering, hiding, short names ---------------------------------------------------------

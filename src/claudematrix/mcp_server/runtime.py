@@ -130,7 +130,7 @@ class Runtime:
                 await service.sync_forever(self.stop, on_health=self._sync_health)
 
     def _sync_health(self, up: bool) -> None:
-        self._sync_up = up
+        self._set_sync_up(up)
         self._sync_heard.set()
         if up:
             self._problems.pop("sync", None)
@@ -138,6 +138,11 @@ class Runtime:
             self._problems["sync"] = (
                 "ClaudeMatrix: new mail is not arriving: the homeserver is unreachable (retrying)"
             )
+
+    def _set_sync_up(self, up: bool) -> None:
+        if up != self._sync_up and self.service is not None:
+            self.service.nudge_presence()  # presence says it now, not at its next wake
+        self._sync_up = up
 
     async def _presence(self) -> None:
         # Mail first: after a restart, every identity's first sync brings what was missed;
@@ -167,7 +172,7 @@ class Runtime:
                     delay = RETRY_START_S
                 self._failed(name, exc, delay)
                 if name == "sync":
-                    self._sync_up = False
+                    self._set_sync_up(False)
                     self._sync_heard.set()
                 self._settled.set()
                 await _sleep_unless(self.stop, delay)

@@ -51,6 +51,7 @@ from claudematrix.service.homeserver_once import ensure_homeserver
 from claudematrix.service.machine import is_local, machine_user
 from claudematrix.service.people import Accepted, People
 from claudematrix.service.recipients import existing_user, parse_target
+from claudematrix.service.task_clock import every_period
 from claudematrix.session_env import SessionEnv
 from claudematrix.store import Person, Request, RoomRecord, Store, SyncBatch
 from claudematrix.types import MAX_MESSAGE_BYTES, Audience, Contact, Direction, Label, Message
@@ -66,8 +67,8 @@ _OWNER_LOOK_S = 5.0
 _LONG_POLL_MS = 120_000
 # How often the presence loop looks at the hooks' task file (a stat), and every how many
 # looks at the rooms it publishes into: each wake-up of each identity costs the daemon.
-_PRESENCE_TICK_S = 5.0
-_ROOMS_CHECK_TICKS = 3
+_PRESENCE_RETRY_S = 5.0
+_ROOMS_CHECK_S = 30.0
 _ROOMS_HARDENED = "1"
 
 
@@ -128,6 +129,7 @@ class Service:
         # Presence is the business of the process that syncs this identity (the daemon).
         self.directory.keeps_presence = lambda: long_lived or self.try_own_sync()
         self.people = People(self)
+        self._presence_wake: asyncio.Event | None = None  # while heartbeat_forever runs
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -384,38 +386,59 @@ class Service:
         self, stop: asyncio.Event, online: Callable[[], bool] = lambda: True
     ) -> None:
         """Presence until `stop`: "online" only while `online()` says this session can hear
-        its mail. A change of that, a room joined, or a new task from the hooks is published
-        at once; otherwise presence is only kept alive every heartbeat (with delayed events,
-        without a room event: service/presence.py). "offline" on stop."""
+        its mail. A change of that (the caller calls `nudge_presence`), a new task from the
+        hooks (looked for on the process's one clock) or a room joined (looked for at every
+        wake, at least every half minute) is published at once; otherwise presence is only
+        kept alive every heartbeat (with delayed events, without a room event:
+        service/presence.py). "offline" on stop. Idle, the loop sleeps until then."""
         directory = self.directory
         timing = directory.timing
-        tick = min(_PRESENCE_TICK_S, timing.heartbeat_s)
         last = 0.0
         said: tuple[bool, frozenset[str]] | None = None
-        rooms: frozenset[str] = frozenset()
-        ticks = 0
-        with contextlib.suppress(HomeserverUnavailable, HomeserverError):
-            await directory.presence.resume()
-        while not stop.is_set():
-            try:
-                if directory.task_changed():
-                    await self.publish_if_changed()
-                if said is None or ticks % _ROOMS_CHECK_TICKS == 0:
+        wake = self._presence_wake = asyncio.Event()
+        task_news = False
+
+        def look_at_task() -> None:
+            nonlocal task_news
+            if directory.task_changed():
+                task_news = True
+                wake.set()
+
+        unwatch = every_period(look_at_task)
+        try:
+            with contextlib.suppress(HomeserverUnavailable, HomeserverError):
+                await directory.presence.resume()
+            while not stop.is_set():
+                wake.clear()
+                pause = _ROOMS_CHECK_S
+                try:
+                    if directory.task_changed() or task_news:
+                        task_news = False
+                        await self.publish_if_changed()
                     rooms = frozenset(room for room, _kind in directory.presence_rooms())
-                ticks += 1
-                now = (online(), rooms)
-                if now != said:
-                    await directory.say_presence(online=now[0])
-                    last, said = time.monotonic(), now
-                elif time.monotonic() - last >= timing.heartbeat_s:
-                    await directory.refresh_presence()
-                    last = time.monotonic()
-            except (HomeserverUnavailable, HomeserverError) as exc:
-                self.progress(f"claudematrix: presence: {exc}")
-                said = None  # say it all again once the homeserver answers
-            await _wait(stop, tick)
+                    now = (online(), rooms)
+                    if now != said:
+                        await directory.say_presence(online=now[0])
+                        last, said = time.monotonic(), now
+                    elif time.monotonic() - last >= timing.heartbeat_s:
+                        await directory.refresh_presence()
+                        last = time.monotonic()
+                except (HomeserverUnavailable, HomeserverError) as exc:
+                    self.progress(f"claudematrix: presence: {exc}")
+                    said = None  # say it all again once the homeserver answers
+                    pause = _PRESENCE_RETRY_S
+                due = timing.heartbeat_s - (time.monotonic() - last)
+                await _wait_either(stop, wake, max(0.0, min(pause, due)))
+        finally:
+            unwatch()
+            self._presence_wake = None
         with contextlib.suppress(HomeserverUnavailable, HomeserverError):
             await directory.say_presence(online=False)
+
+    def nudge_presence(self) -> None:
+        """Whether this session can hear its mail changed: say so now."""
+        if self._presence_wake is not None:
+            self._presence_wake.set()
 
     @property
     def presence_ttl_s(self) -> float:
@@ -690,6 +713,15 @@ def _too_large(size: int) -> MessageTooLarge:
         f"the message is {size} bytes; the limit is about {MAX_CONTENT_BYTES // 1024} KiB: "
         "split it, or send a path to a file instead"
     )
+
+
+async def _wait_either(first: asyncio.Event, second: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

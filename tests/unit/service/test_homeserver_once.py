@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import claudematrix.homeserver
 from claudematrix.config import load_config
 from claudematrix.errors import HomeserverUnavailable
 from claudematrix.service import homeserver_once
@@ -27,7 +28,7 @@ def starts(monkeypatch: pytest.MonkeyPatch, isolated_home: Path) -> list[float]:
             calls.append(time.monotonic())
         time.sleep(0.05)
 
-    monkeypatch.setattr(homeserver_once.homeserver, "start", start)
+    monkeypatch.setattr(claudematrix.homeserver, "start", start)
     return calls
 
 
@@ -60,7 +61,7 @@ def test_a_failed_start_reaches_every_caller_and_is_not_remembered(
         time.sleep(0.02)
         raise HomeserverUnavailable("the homeserver did not start")
 
-    monkeypatch.setattr(homeserver_once.homeserver, "start", start)
+    monkeypatch.setattr(claudematrix.homeserver, "start", start)
     config = load_config()
 
     async def main() -> list[BaseException | None]:

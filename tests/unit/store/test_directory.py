@@ -68,3 +68,20 @@ def test_requests_newest_first_and_dropped_by_sender(store: Store) -> None:
     assert [r.room_id for r in store.requests()] == ["!c:x", "!b:x", "!a:x"]
     assert store.drop_requests_from(EVE) == [newer, older]
     assert store.requests() == [other]
+
+
+def test_display_names_are_looked_up_for_the_asked_users_only(store: Store) -> None:
+    many = [UserID(f"@cc-{i}:localhost") for i in range(1200)]  # more than one query holds
+    sync(
+        store,
+        people=[Person(u, f"name {i}", 1) for i, u in enumerate(many)] + [Person(EVE, "", 1)],
+        profiles=[
+            Profile(BOB, LOBBY, {"display_name": "Bob (api)"}, 1),
+            Profile(many[1100], LOBBY, {"display_name": "published 1100"}, 1),
+            Profile(EVE, LOBBY, {"status": "no name"}, 1),
+        ],
+    )
+    published, names = store.display_names([BOB, EVE, *many[1000:]])
+    assert published == {BOB: "Bob (api)", many[1100]: "published 1100"}
+    assert names == {u: f"name {i}" for i, u in enumerate(many) if i >= 1000}
+    assert store.display_names([]) == ({}, {})
