@@ -46,6 +46,7 @@ __all__ = [
 
 PROTOCOL = 1
 START_TIMEOUT_S = 30.0
+LOG_KEEP_BYTES = 4 * 1024 * 1024
 # The version of the code a daemon runs, as its starter named it (the plugin's version): a
 # shim of a newer version retires an older daemon, never the other way round.
 VERSION_ENV = "CLAUDEMATRIX_DAEMON_VERSION"
@@ -242,11 +243,9 @@ def _spawn(python: str | None, home: str, version: str | None) -> Any:
         env[VERSION_ENV] = version
     else:
         env.pop(VERSION_ENV, None)
-    log = os.open(
-        os.path.join(home, layout.DAEMON_LOG),
-        os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
-        0o600,
-    )
+    log_path = os.path.join(home, layout.DAEMON_LOG)
+    _rotate(log_path)
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     try:
         return subprocess.Popen(
             daemon_argv(python),
@@ -259,6 +258,16 @@ def _spawn(python: str | None, home: str, version: str | None) -> Any:
         )
     finally:
         os.close(log)
+
+
+def _rotate(log_path: str) -> None:
+    """A daemon runs for weeks and every start appends: past LOG_KEEP_BYTES the log becomes
+    `daemon.log.1` (replacing the one before), under the start lock."""
+    try:
+        if os.stat(log_path).st_size > LOG_KEEP_BYTES:
+            os.replace(log_path, log_path + ".1")
+    except OSError:
+        pass
 
 
 def _version_key(version: object) -> tuple[int, ...]:

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -176,3 +177,20 @@ def test_the_shim_imports_only_the_standard_library() -> None:
     }, ours
     outside = {m.split(".")[0] for m in loaded} - set(sys.stdlib_module_names) - {"claudematrix"}
     assert outside == set()
+
+
+def test_a_daemon_log_past_its_size_is_set_aside_when_a_daemon_starts(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    log = home / "daemon.log"
+    log.write_bytes(b"old line\n" * (link.LOG_KEEP_BYTES // 9 + 1))
+    # A "python" that exits at once: the start fails, after the log was dealt with.
+    with pytest.raises(link.DaemonUnavailable, match="exited at start"):
+        link.ensure_daemon("/bin/true", home=str(home), timeout=10)
+    assert (home / "daemon.log.1").stat().st_size > link.LOG_KEEP_BYTES
+    assert log.stat().st_size == 0 and log.stat().st_mode & 0o777 == 0o600
+    log.write_bytes(b"recent line\n")
+    with pytest.raises(link.DaemonUnavailable):
+        link.ensure_daemon("/bin/true", home=str(home), timeout=10)
+    assert log.read_bytes() == b"recent line\n"  # under the size: kept as it is
+    assert (home / "daemon.log.1").read_bytes().startswith(b"old line\n")
