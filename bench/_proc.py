@@ -49,7 +49,7 @@ def synapse_pid(config: object) -> int:
 
 
 class Peer:
-    """A child speaking a line protocol on stdin/stdout (bench/_rawpeer.py, _ourpeer.py)."""
+    """A child speaking a line protocol on stdin/stdout (bench/_rawpeer.py, _sessionpeer.py)."""
 
     def __init__(self, env: BenchEnv, name: str, proc: subprocess.Popen[bytes]) -> None:
         self.env = env

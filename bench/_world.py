@@ -17,11 +17,14 @@ __all__ = ["Ctx", "OurPeer"]
 
 @dataclass
 class OurPeer:
+    """A session (bench/_sessionpeer.py driving its shim); the daemon holds its identity."""
+
     peer: Peer
     name: str
     user_id: str
     lobby: str
     dir: Path
+    shim_pid: int
 
 
 @dataclass
@@ -70,23 +73,26 @@ class Ctx:
         self,
         names: list[str],
         *,
-        sync: bool = True,
         trust: tuple[str, ...] = (),
         timeout: float = 120.0,
     ) -> list[OurPeer]:
         """Start sessions (in parallel) and wait until each is connected and syncing; each
         trusts the users in `trust` (raw senders whose invitations it must join)."""
-        spec = {"sync": sync, "trust": list(trust)}
+        spec = {"trust": list(trust)}
         started = [
-            Peer.start(self.env, name, [PYTHON, "-m", "bench._ourpeer"], {"identity": name, **spec})
+            Peer.start(
+                self.env, name, [PYTHON, "-m", "bench._sessionpeer"], {"identity": name, **spec}
+            )
             for name in names
         ]
         ready: list[OurPeer] = []
         for name, peer in zip(names, started, strict=True):
             fields = peer.expect("ready", timeout, "the session to connect")
-            if len(fields) < 3 or fields[1] == "-":
+            if len(fields) < 4 or fields[1] == "-":
                 raise BenchError(f"{name} came up without an account: {fields}")
-            ready.append(OurPeer(peer, name, fields[1], fields[2], self.identity_dir(name)))
+            ready.append(
+                OurPeer(peer, name, fields[1], fields[2], self.identity_dir(name), int(fields[3]))
+            )
         return ready
 
     def stop(self, peers: list[Peer] | list[OurPeer]) -> None:

@@ -3,12 +3,14 @@
 Delivery: the time from the sender's call until the recipient has the message.
 - raw: a stdlib client PUTs the message; another process long-polls /sync as the recipient
   and stamps the moment the response holding it is parsed.
-- ours: Service.send in a session process (whose own sync loop runs, as in the MCP server);
-  the recipient is another session process running Service.sync_forever; the bench stamps
-  the moment the row is visible in the recipient's store (what the hooks read).
+- ours: session A's `send` tool, called over MCP through its shim as Claude Code calls it;
+  the machine's daemon sends it, and receives it for session B (another shim's identity,
+  synced by the same daemon); the bench stamps the moment the row is visible in B's store
+  and B's mail.marker names it (what the hooks read).
 Samples alternate raw, ours, raw, ours.
 
-Throughput: N sender processes each send a burst at once, to one recipient; messages/s
+Throughput: N senders (raw processes; for ours N sessions' `send` tools) each send a burst
+at once, to one recipient; messages/s
 from the first send to the last send returning (the budget), and to the last message being
 in the recipient's hands (reported beside it).
 """
@@ -23,6 +25,7 @@ from bench._proc import collect, cpu_seconds, synapse_pid
 from bench._stats import Dist, Row
 from bench._watch import StoreWatch
 from bench._world import Ctx
+from bench.b_daemon import daemon_pid
 from bench.budgets import judge
 
 __all__ = ["bench_delivery", "bench_throughput"]
@@ -82,9 +85,9 @@ def bench_delivery(ctx: Ctx) -> list[Row]:
             ours_once(f"dw{i}o")
         raw = Dist("raw Synapse send -> /sync receipt", "ms")
         raw_returned = Dist("raw send returns", "ms")
-        mine = Dist("Service.send -> row + mail.marker in recipient's dir", "ms")
-        row_only = Dist("Service.send -> row in recipient's store", "ms")
-        returned = Dist("Service.send returns", "ms")
+        mine = Dist("send tool -> row + mail.marker in recipient's dir", "ms")
+        row_only = Dist("send tool -> row in recipient's store", "ms")
+        returned = Dist("send tool returns", "ms")
         for i in range(reps):
             got_raw, back_raw = raw_once(f"d{i}r")
             raw.samples.append(got_raw)
@@ -152,7 +155,9 @@ def bench_throughput(ctx: Ctx) -> list[Row]:
 
         syn_pid = synapse_pid(ctx.config)
         raw_pids = [p.proc.pid for p in raw_peers]
-        our_pids = [p.peer.proc.pid for p in ours]
+        # Ours: the session processes, their shims and the daemon that does the work.
+        our_pids = [p.peer.proc.pid for p in ours] + [p.shim_pid for p in ours]
+        our_pids.append(daemon_pid(ctx.env.home))
         cpu: dict[str, list[float]] = {
             "raw_synapse": [],
             "raw_clients": [],
@@ -204,7 +209,7 @@ def bench_throughput(ctx: Ctx) -> list[Row]:
             return _rates(bursts, seen[0], total)
 
         raw_sent, raw_got = Dist("raw Synapse sends", "msg/s"), Dist("raw delivered", "msg/s")
-        our_sent, our_got = Dist("Service.send", "msg/s"), Dist("ours delivered", "msg/s")
+        our_sent, our_got = Dist("send tool", "msg/s"), Dist("ours delivered", "msg/s")
         for r in range(rounds):
             sent, got_rate = cpu_round("raw", raw_pids, functools.partial(raw_round, f"tp{r}r"))
             raw_sent.samples.append(sent)

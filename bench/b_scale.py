@@ -6,7 +6,7 @@ sessions per project), brought up through the MCP stdio protocol (initialize, th
 tool call, which answers once the session is connected and its sync loop runs).
 
 - RSS: VmRSS of every session's process (its shim) after the fan-out rounds (steady state).
-- Fan-out: one message into the machine lobby (Service.send from another session) -> the
+- Fan-out: one message into the machine lobby (another session's `send` tool) -> the
   moment the last of the sessions has it in its store; raw: a message into a room with the
   same number of members -> the moment the last of as many raw /sync clients (one process
   each) has it. Samples alternate raw, ours.

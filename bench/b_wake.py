@@ -1,10 +1,10 @@
 """Idle wake: a message is sent -> the idle session's waiting Stop hook exits with the header.
 
-Session B (a session process running Service.sync_forever, as its MCP server does) is idle:
+Session B (a session: its shim, its identity held and synced by the machine's daemon) is idle:
 its `stop` hook has run, then its asyncRewake waiter (`hooks/run.py stop-wait`, the exact
 command of hooks/hooks.json) blocks. A sample ends when the waiter process exits (code 2,
 headers on stderr), seen through a pidfd.
-- wake: session A calls Service.send to B: the whole path.
+- wake: session A calls its `send` tool (over MCP, through its shim) to B: the whole path.
 - wake_recv: a raw stdlib client sends into its DM with B: our receive side only.
 Raw, the baseline of both: a stdlib client sends, another process long-polls /sync: send ->
 /sync receipt. Samples alternate raw, wake, wake_recv.
@@ -179,7 +179,7 @@ def bench_wake(ctx: Ctx) -> list[Row]:
             ours_once(f"ww{i}o")
             received_once(f"ww{i}v")
         raw = Dist("raw Synapse send -> /sync receipt", "ms")
-        mine = Dist("Service.send -> waiter exits 2 with the header", "ms")
+        mine = Dist("send tool -> waiter exits 2 with the header", "ms")
         received = Dist("raw send -> waiter exits 2 with the header", "ms")
         for i in range(reps):
             raw.samples.append(raw_once(f"w{i}r"))
@@ -218,6 +218,6 @@ def bench_wake(ctx: Ctx) -> list[Row]:
         raw,
         received,
         note=f"{reps} triples; the same raw sender process for the baseline and ours; ours "
-        "receives through session B's sync loop (Service.sync_forever in its own process)",
+        "receives through session B's sync in the daemon",
     )
     return [row, received_row]
