@@ -26,9 +26,10 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Raw", "RawError", "register", "FILLER", "SYNC_FILTER"]
+__all__ = ["Raw", "RawError", "register", "FILLER", "SYNC_FILTER", "answer_send_command"]
 
 # Similar to what sessions send: a subject-sized line and a paragraph.
 FILLER = (
@@ -189,25 +190,31 @@ def _recv(client: Raw) -> None:
                     _out(f"got {body.split(' ', 1)[0]} {t!r}")
 
 
+def answer_send_command(cmd: list[str], send: Callable[[str, str], object]) -> None:
+    """The senders' line protocol, for the raw sender and the session alike: `send <to>
+    <token>` prints `sent <token> <t0> <t1>`; `burst <to> <n> <tag>` sends n, one after
+    another, and prints `burst <tag> <t0> <t1>` (time.monotonic() around it all)."""
+    if cmd[0] == "send":
+        to, token = cmd[1], cmd[2]
+        t0 = time.monotonic()
+        send(to, f"{token} {FILLER}")
+        t1 = time.monotonic()
+        _out(f"sent {token} {t0!r} {t1!r}")
+    elif cmd[0] == "burst":
+        to, count, tag = cmd[1], int(cmd[2]), cmd[3]
+        t0 = time.monotonic()
+        for i in range(count):
+            send(to, f"{tag}-{i} {FILLER}")
+        t1 = time.monotonic()
+        _out(f"burst {tag} {t0!r} {t1!r}")
+
+
 def _send(client: Raw) -> None:
     _out("ready")
     for line in sys.stdin:
         cmd = line.split()
-        if not cmd:
-            continue
-        if cmd[0] == "send":
-            room, token = cmd[1], cmd[2]
-            t0 = time.monotonic()
-            client.send(room, f"{token} {FILLER}")
-            t1 = time.monotonic()
-            _out(f"sent {token} {t0!r} {t1!r}")
-        elif cmd[0] == "burst":
-            room, count, tag = cmd[1], int(cmd[2]), cmd[3]
-            t0 = time.monotonic()
-            for i in range(count):
-                client.send(room, f"{tag}-{i} {FILLER}")
-            t1 = time.monotonic()
-            _out(f"burst {tag} {t0!r} {t1!r}")
+        if cmd:
+            answer_send_command(cmd, client.send)
 
 
 def main() -> None:

@@ -18,17 +18,17 @@ the shim with it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
 import subprocess
 import sys
-import time
 from contextlib import closing
 from pathlib import Path
 from typing import IO, Any
 
-from bench._rawpeer import FILLER
+from bench._rawpeer import answer_send_command
 
 
 def _out(line: str) -> None:
@@ -102,7 +102,7 @@ def main() -> None:
             cmd = line.split()
             if cmd:
                 try:
-                    _command(mcp, cmd)
+                    answer_send_command(cmd, functools.partial(_send, mcp))
                 except RuntimeError as exc:
                     _out(f"error {cmd[-1]} {exc}".replace("\n", " "))
     finally:
@@ -120,22 +120,6 @@ def _send(mcp: _Mcp, to: str, text: str) -> None:
         "tools/call",
         {"name": "send", "arguments": {"to": to, "text": text, "subject": "bench"}},
     )
-
-
-def _command(mcp: _Mcp, cmd: list[str]) -> None:
-    if cmd[0] == "send":
-        to, token = cmd[1], cmd[2]
-        t0 = time.monotonic()
-        _send(mcp, to, f"{token} {FILLER}")
-        t1 = time.monotonic()
-        _out(f"sent {token} {t0!r} {t1!r}")
-    elif cmd[0] == "burst":
-        to, count, tag = cmd[1], int(cmd[2]), cmd[3]
-        t0 = time.monotonic()
-        for i in range(count):
-            _send(mcp, to, f"{tag}-{i} {FILLER}")
-        t1 = time.monotonic()
-        _out(f"burst {tag} {t0!r} {t1!r}")
 
 
 if __name__ == "__main__":
