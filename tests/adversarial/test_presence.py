@@ -36,8 +36,13 @@ def _delay_ids(m: Machine, session: str) -> dict[str, str]:
     store = m.home / "identities" / session / "store.db"
     if not store.exists():
         return {}
-    with closing(sqlite3.connect(store)) as db:
-        row = db.execute("SELECT value FROM meta WHERE key = 'setting:presence_delays'").fetchone()
+    with closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
+        try:
+            row = db.execute(
+                "SELECT value FROM meta WHERE key = 'setting:presence_delays'"
+            ).fetchone()
+        except sqlite3.OperationalError:  # the daemon is still creating the store
+            return {}
     stored = json.loads(row[0]) if row and row[0] else {}
     # Each room's entry: [delay id, when its "online" was said].
     return {room: entry[0] for room, entry in stored.items()}
