@@ -279,13 +279,11 @@ def test_a_task_the_hooks_record_shows_in_contacts_within_seconds_while_the_sess
             check=True,
         )
         assert done.stdout == b""
-        recorded = time.monotonic()
         wait_until(
             lambda: observer.contacts()[user].get("task") == f"Refactor parser {tag}",
             25,  # the loop's own next wake is 30 s away: only the clock can make this
             "the new task in the observer's contacts",
         )
-        assert time.monotonic() - recorded < 25
 
 
 # --- 6. ordering, hiding, short names ---------------------------------------------------------

@@ -123,7 +123,7 @@ class Runtime:
         service = self._require()
         while not self.stop.is_set():
             if not service.try_own_sync():  # another process syncs this identity already
-                self._sync_up = True  # and keeps the store current for the hooks
+                self._set_sync_up(True)  # and keeps the store current for the hooks
                 await _sleep_unless(self.stop, _LOCK_RETRY_S)
                 continue
             with contextlib.suppress(LockHeld):

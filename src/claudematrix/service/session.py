@@ -65,8 +65,9 @@ _BACKOFF_MAX_S = 10.0
 _OWNER_LOOK_S = 5.0
 # A long-poll that returns empty costs the homeserver a sync; idle identities ask rarely.
 _LONG_POLL_MS = 120_000
-# How often the presence loop looks at the hooks' task file (a stat), and every how many
-# looks at the rooms it publishes into: each wake-up of each identity costs the daemon.
+# An idle presence loop sleeps until its heartbeat, looking at the rooms it publishes into
+# at least this often (each wake-up of each identity costs the daemon), and sooner after a
+# failure. The hooks' task file is looked at by the process's one clock (task_clock.py).
 _PRESENCE_RETRY_S = 5.0
 _ROOMS_CHECK_S = 30.0
 _ROOMS_HARDENED = "1"
