@@ -31,6 +31,7 @@ __all__ = [
     "ACCOUNT_LOCK",
     "STORE_DB",
     "SYNC_LOCK",
+    "CRYPTO_DIR",
     "TASK_FILE",
     "MAIL_MARKER",
     "ANNOUNCED_MARKER",
@@ -68,6 +69,7 @@ ACCOUNT = "account.json"  # its Matrix login (0600)
 ACCOUNT_LOCK = "account.lock"
 STORE_DB = "store.db"
 SYNC_LOCK = "sync.lock"  # held by the one process that syncs this identity
+CRYPTO_DIR = "crypto"  # the identity's encryption device, opened only under SYNC_LOCK
 TASK_FILE = "task.json"  # "what I'm working on", folded in by the PostToolUse hook
 MAIL_MARKER = "mail.marker"  # rewritten after new mail is committed (claudematrix.local.markers)
 ANNOUNCED_MARKER = "announced.marker"  # touched by a hook before it claims mail

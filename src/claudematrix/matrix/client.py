@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -24,6 +25,7 @@ from claudematrix.errors import (
     HomeserverUnavailable,
     InvalidParam,
     NotFound,
+    RateLimited,
     RegistrationFailed,
     RoomInUse,
     UnknownRecipient,
@@ -31,6 +33,7 @@ from claudematrix.errors import (
 )
 from claudematrix.ids import EventID, RoomAlias, RoomID, UserID, server_name
 from claudematrix.matrix.content import PRESENCE_EVENT, PROFILE_EVENT
+from claudematrix.matrix.crypto import ENCRYPTED_EVENT, Crypto, crypto_available
 
 __all__ = ["MatrixClient", "SessionCredentials", "SYNC_FILTER"]
 
@@ -45,6 +48,9 @@ logging.getLogger("nio").propagate = False
 # Large timeline windows: /sync otherwise returns 10 events per room and marks the rest
 # "limited" (PLATFORM.md); we still backfill whatever a limited timeline leaves out.
 _CS = "/_matrix/client/v3"
+# A homeserver that rate-limits sends (the embedded one does not): as nio did for us.
+_SEND_RATE_LIMIT_RETRIES = 5
+_RATE_LIMIT_WAIT_S = 0.5
 _DELAY_PARAM = "org.matrix.msc4140.delay"
 _DELAYED_EVENTS = "/_matrix/client/unstable/org.matrix.msc4140/delayed_events"
 SYNC_FILTER: dict[str, Any] = {
@@ -55,6 +61,7 @@ SYNC_FILTER: dict[str, Any] = {
             "limit": 100,
             "types": [
                 "m.room.message",
+                ENCRYPTED_EVENT,
                 "m.room.member",
                 PROFILE_EVENT,
                 PRESENCE_EVENT,
@@ -128,8 +135,18 @@ class MatrixClient:
         timeline = {**SYNC_FILTER["room"]["timeline"], "not_senders": [creds.user_id]}
         self._sync_filter = {**SYNC_FILTER, "room": {**SYNC_FILTER["room"], "timeline": timeline}}
         self._sync_filter_json = json.dumps(self._sync_filter, separators=(",", ":"))
+        self.crypto: Crypto | None = None
+
+    def open_device(self, directory: Path) -> Crypto | None:
+        """Load this identity's encryption device (made on first use): only by the one
+        process that owns the identity's sync. None where the encryption extra is absent."""
+        if self.crypto is None and crypto_available():
+            self.crypto = Crypto.open(self._nio, directory)
+        return self.crypto
 
     async def close(self) -> None:
+        if self.crypto is not None:
+            self.crypto.close()
         await self._nio.close()
 
     async def _call(self, what: str, request: Awaitable[T]) -> T:
@@ -452,11 +469,19 @@ class MatrixClient:
 
     async def send(self, room: RoomID, content: dict[str, Any], txn_id: str) -> EventID:
         """Send with a caller-chosen transaction id: a retry with the same id is a no-op."""
-        resp = await self._call(
-            "sending the message",
-            self._nio.room_send(room, "m.room.message", content, tx_id=txn_id),
-        )
-        return EventID(resp.event_id)
+        path = f"{_CS}/rooms/{quote(room, safe='')}/send/m.room.message/{quote(txn_id, safe='')}"
+        for attempt in range(_SEND_RATE_LIMIT_RETRIES + 1):
+            try:
+                data = await self._json("PUT", path, "sending the message", body=content)
+                break
+            except RateLimited:  # the same transaction id: a retry cannot send it twice
+                if attempt == _SEND_RATE_LIMIT_RETRIES:
+                    raise
+                await asyncio.sleep(_RATE_LIMIT_WAIT_S * (attempt + 1))
+        event_id = data.get("event_id") if isinstance(data, dict) else None
+        if not isinstance(event_id, str):
+            raise HomeserverError("sending the message failed: no event id in the answer")
+        return EventID(event_id)
 
     async def mark_read(self, room: RoomID, event: EventID) -> None:
         await self._call("sending a read receipt", self._nio.room_read_markers(room, event, event))
@@ -499,7 +524,7 @@ class MatrixClient:
                 room,
                 start=token,
                 limit=limit,
-                message_filter={"types": ["m.room.message"]},
+                message_filter={"types": ["m.room.message", ENCRYPTED_EVENT]},
             ),
         )
         events = [e.source for e in resp.chunk if isinstance(getattr(e, "source", None), dict)]

@@ -21,6 +21,8 @@ __all__ = [
     "content_size",
     "build_content",
     "message_from_event",
+    "unreadable_message",
+    "UNREADABLE_SUBJECT",
     "subject_from_text",
     "read_fields",
 ]
@@ -117,6 +119,41 @@ def message_from_event(
         label=label,
         origin_ts=int(event.get("origin_server_ts", 0)),
         reply_to=EventID(reply_to) if isinstance(reply_to, str) else None,
+        recipient=peer if outgoing else me,
+    )
+
+
+UNREADABLE_SUBJECT = "encrypted message, not readable yet"
+UNREADABLE_BODY = (
+    "This message came end-to-end encrypted and its key has not reached this session yet. "
+    "It is kept, and shown in full here as soon as the key arrives (the sender's client "
+    "sends it, or answers the request for it)."
+)
+
+
+def unreadable_message(
+    event: dict[str, Any],
+    room_id: RoomID,
+    me: UserID,
+    *,
+    sender_name: str = "",
+    peer: UserID | None = None,
+) -> Message | None:
+    """What stands in for an encrypted event we cannot decrypt yet: never dropped unseen."""
+    if "event_id" not in event:
+        return None
+    sender = UserID(str(event.get("sender", "")))
+    outgoing = sender == me
+    return Message(
+        event_id=EventID(str(event["event_id"])),
+        room_id=room_id,
+        sender=sender,
+        sender_name=sender_name,
+        direction=Direction.OUT if outgoing else Direction.IN,
+        subject=UNREADABLE_SUBJECT,
+        body=UNREADABLE_BODY,
+        label=Label.SECRET,  # nothing of it may travel further
+        origin_ts=int(event.get("origin_server_ts", 0)),
         recipient=peer if outgoing else me,
     )
 

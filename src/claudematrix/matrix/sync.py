@@ -7,13 +7,20 @@ unopened and becomes a message request.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from claudematrix.ids import EventID, RoomID, UserID
 from claudematrix.matrix.client import MatrixClient
-from claudematrix.matrix.content import PRESENCE_EVENT, PROFILE_EVENT, message_from_event
+from claudematrix.matrix.content import (
+    PRESENCE_EVENT,
+    PROFILE_EVENT,
+    message_from_event,
+    unreadable_message,
+)
+from claudematrix.matrix.crypto import ENCRYPTED_EVENT, Crypto
 from claudematrix.store import (
     Membership,
     Person,
@@ -115,6 +122,8 @@ async def sync_once(
     resp = await client.sync(store.next_batch(), timeout_ms, full_state=full_state)
     next_batch = resp.get("next_batch")
     batch = SyncBatch(next_batch=str(next_batch) if next_batch else None)
+    crypto = client.crypto
+    keys_came = crypto.receive(resp) if crypto is not None else False
 
     invited = 0
     for invite in _invites(resp, me):
@@ -163,7 +172,22 @@ async def sync_once(
                 or names.get(sender)
                 or stored_names.get(sender, "")
             )
-            message = message_from_event(event, room_id, me, sender_name=name, peer=record.peer)
+            if event.get("type") == ENCRYPTED_EVENT:
+                plain = crypto.decrypt(event, room_id) if crypto is not None else None
+                if plain is None:
+                    message = unreadable_message(
+                        event, room_id, me, sender_name=name, peer=record.peer
+                    )
+                    if message is not None:
+                        batch.undecrypted.append(
+                            (message.event_id, room_id, json.dumps(event, separators=(",", ":")))
+                        )
+                else:
+                    message = message_from_event(
+                        plain, room_id, me, sender_name=name, peer=record.peer
+                    )
+            else:
+                message = message_from_event(event, room_id, me, sender_name=name, peer=record.peer)
             if message is not None:
                 found.append((record, message))
     others = {m.sender for _, m in found if m.sender != me}
@@ -192,7 +216,22 @@ async def sync_once(
         )
 
     new_ids = store.commit_sync(batch)
+    if crypto is not None:
+        if keys_came:
+            new_ids += store.decrypted_late(_decrypt_late(crypto, store, me))
+        await crypto.maintain()
     return SyncOutcome(new_ids, batch.next_batch, joined_rooms=invited, held=len(batch.held))
+
+
+def _decrypt_late(crypto: Crypto, store: Store, me: UserID) -> list[Message]:
+    """Kept encrypted mail that the keys just received make readable."""
+    readable: list[Message] = []
+    for _event_id, room_id, raw in store.undecrypted():
+        plain = crypto.decrypt(json.loads(raw), room_id)
+        message = message_from_event(plain, room_id, me) if plain is not None else None
+        if message is not None:
+            readable.append(message)
+    return readable
 
 
 def _kind_of(store: Store, room_id: str) -> str:

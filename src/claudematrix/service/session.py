@@ -269,6 +269,7 @@ class Service:
                 "its store is kept current, read it instead"
             )
         client = self.require_client()
+        client.open_device(self.dir / layout.CRYPTO_DIR)
         step = functools.partial(
             sync_once, client, self.store, on_invite=self._on_invite, welcome=self._welcome
         )

@@ -52,6 +52,9 @@ class SyncBatch:
     # Mail from senders outside my audience: kept unopened, announced only as a request.
     held: list[Message] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
+    # Encrypted events not readable yet (event id, room, the event as JSON); their
+    # placeholders are in messages or held.
+    undecrypted: list[tuple[EventID, RoomID, str]] = field(default_factory=list)
 
 
 _MESSAGE_COLUMNS = (
@@ -142,6 +145,12 @@ class Store(DirectoryTables):
             )
             self._hold(conn, batch.held)
             self._insert_requests(conn, batch.requests)
+            received = _now_ms()
+            conn.executemany(
+                "INSERT OR IGNORE INTO undecrypted (event_id, room_id, event, received_ts) "
+                "VALUES (?, ?, ?, ?)",
+                [(e, r, raw, received) for e, r, raw in batch.undecrypted],
+            )
             if batch.next_batch is not None:
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('next_batch', ?) "
@@ -200,6 +209,36 @@ class Store(DirectoryTables):
                     received,
                 ),
             )
+
+    # --- encrypted mail whose key came late ------------------------------------------------
+
+    def undecrypted(self) -> list[tuple[EventID, RoomID, str]]:
+        rows = self._conn.execute(
+            "SELECT event_id, room_id, event FROM undecrypted ORDER BY received_ts"
+        ).fetchall()
+        return [(EventID(r[0]), RoomID(r[1]), str(r[2])) for r in rows]
+
+    def decrypted_late(self, messages: list[Message]) -> list[int]:
+        """Put the readable text in place of each placeholder (inbox or held), as new mail
+        again; returns the local ids of the inbox rows that changed."""
+        changed: list[int] = []
+        with self._transaction() as conn:
+            for m in messages:
+                fields = (m.subject, m.body, m.label.value, m.reply_to, m.event_id)
+                row = conn.execute(
+                    "UPDATE messages SET subject = ?, body = ?, label = ?, reply_to = ?, "
+                    "read = 0, announced = 0 WHERE event_id = ? RETURNING id",
+                    fields,
+                ).fetchone()
+                if row is not None:
+                    changed.append(int(row[0]))
+                conn.execute(
+                    "UPDATE held SET subject = ?, body = ?, label = ?, reply_to = ? "
+                    "WHERE event_id = ?",
+                    fields,
+                )
+                conn.execute("DELETE FROM undecrypted WHERE event_id = ?", (m.event_id,))
+        return changed
 
     def release_held(self, sender: UserID) -> list[int]:
         """Move the mail held from `sender` into the inbox (once accepted); new local ids."""

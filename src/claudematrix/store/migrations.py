@@ -129,6 +129,23 @@ MIGRATIONS: list[str] = [
     CREATE TABLE accepted (user_id TEXT PRIMARY KEY, since_ts INTEGER NOT NULL);
     ALTER TABLE rooms ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
     """,
+    # 4: encrypted mail whose room key has not arrived yet: the event kept as it came, so it
+    # is decrypted in place (same local id) once the key does; search follows a changed row
+    """
+    CREATE TABLE undecrypted (
+        event_id TEXT PRIMARY KEY,
+        room_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        received_ts INTEGER NOT NULL
+    );
+    CREATE TRIGGER messages_fts_update AFTER UPDATE OF subject, body, sender_name ON messages
+    BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, subject, body, sender_name)
+        VALUES ('delete', old.id, old.subject, old.body, old.sender_name);
+        INSERT INTO messages_fts (rowid, subject, body, sender_name)
+        VALUES (new.id, new.subject, new.body, new.sender_name);
+    END;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

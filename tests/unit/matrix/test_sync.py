@@ -10,7 +10,7 @@ import asyncio
 from typing import Any
 
 from claudematrix.ids import RoomID, UserID
-from claudematrix.matrix.content import PROFILE_EVENT, build_content
+from claudematrix.matrix.content import PROFILE_EVENT, UNREADABLE_SUBJECT, build_content
 from claudematrix.matrix.sync import Invite, SyncOutcome, WelcomeCheck, sync_once
 from claudematrix.store import RoomRecord, Store, SyncBatch
 from claudematrix.types import Label
@@ -23,6 +23,7 @@ DM = RoomID("!dm")
 
 class CannedClient:
     user_id = ME
+    crypto = None  # no encryption device: encrypted events stay unreadable
 
     def __init__(self, response: dict[str, Any]) -> None:
         self.response = response
@@ -158,3 +159,44 @@ def test_mail_from_a_sender_outside_my_audience_is_held_as_a_request() -> None:
     released = store.release_held(stranger)
     assert [store.message(str(i)).body for i in released] == ["SECRET-BODY"]
     assert store.release_held(stranger) == [] and store.held_count() == 0
+
+
+def _encrypted(n: int) -> dict[str, Any]:
+    content = {
+        "algorithm": "m.megolm.v1.aes-sha2",
+        "ciphertext": "AwgAEn...",
+        "sender_key": "curve-key",
+        "session_id": "session",
+        "device_id": "BOBDEVICE",
+    }
+    return _event("m.room.encrypted", BOB, content, n)
+
+
+def _one_encrypted_message(n: int) -> dict[str, Any]:
+    return {
+        "next_batch": f"s{n}",
+        "rooms": {"join": {DM: {"timeline": {"events": [_encrypted(n)]}}}},
+    }
+
+
+def test_an_encrypted_message_that_cannot_be_read_is_kept_and_announced() -> None:
+    store = Store.in_memory()
+    store.commit_sync(SyncBatch(next_batch="s0", rooms=[RoomRecord(DM, "dm", BOB)]))
+    outcome = _step(store, _one_encrypted_message(1), _everyone)
+    (message,) = [store.message(str(i)) for i in outcome.new_message_ids]
+    assert message.sender == BOB and message.subject == UNREADABLE_SUBJECT
+    assert message.label is Label.SECRET
+    assert [(e, r) for e, r, _raw in store.undecrypted()] == [("$e1", DM)]
+
+
+def test_an_unreadable_message_from_a_stranger_is_held_as_a_request() -> None:
+    store = Store.in_memory()
+    store.commit_sync(SyncBatch(next_batch="s0", rooms=[RoomRecord(DM, "dm", BOB)]))
+
+    async def nobody(_senders: set[UserID]) -> set[UserID]:
+        return set()
+
+    outcome = _step(store, _one_encrypted_message(2), nobody)
+    assert outcome.new_message_ids == [] and outcome.held == 1
+    assert [r.inviter for r in store.requests()] == [BOB]
+    assert [e for e, _r, _raw in store.undecrypted()] == ["$e2"]

@@ -1,0 +1,160 @@
+"""One identity's end-to-end encryption device: matrix-nio's Olm machine (vodozemac), driven
+by our own plain /sync.
+
+The machine lives in the identity's `crypto/` dir: nio's key store (0600, in a 0700 dir),
+pickled with a key of this device's own (`pickle.key`, 0600, made once), never nio's
+constant. Only the process that owns the identity's sync opens it (the daemon, or a one-off
+command while no daemon holds the identity): one device, one owner.
+
+What a sync brings for the device is handled here: to-device messages (room keys sent to
+us, key requests), the server's count of our one-time keys (topped up whenever it is below
+the maximum, 0 included), and whose devices changed (queried again before we trust them).
+Room events that arrive encrypted are decrypted one by one with `decrypt`; what cannot be
+decrypted yet returns None and is retried when keys arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import nio
+from nio.crypto import ENCRYPTION_ENABLED
+
+from claudematrix.paths import ensure_dir, write_private
+
+__all__ = ["Crypto", "ENCRYPTED_EVENT", "crypto_available"]
+
+ENCRYPTED_EVENT = "m.room.encrypted"
+_PICKLE_KEY = "pickle.key"
+
+log = logging.getLogger(__name__)
+
+
+def crypto_available() -> bool:
+    """matrix-nio's encryption extra (vodozemac) is installed."""
+    return bool(ENCRYPTION_ENABLED)
+
+
+def _pickle_key(directory: Path) -> str:
+    path = directory / _PICKLE_KEY
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(32)
+    write_private(path, key + "\n")
+    return key
+
+
+def _private(directory: Path) -> None:
+    """nio creates its database with the process umask: keep every file in it 0600."""
+    for path in directory.iterdir():
+        if path.is_file() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+
+
+class Crypto:
+    """The device of one identity, on the nio client that speaks for it."""
+
+    def __init__(self, client: nio.AsyncClient, directory: Path) -> None:
+        self._nio = client
+        self.directory = directory
+
+    @classmethod
+    def open(cls, client: nio.AsyncClient, directory: Path) -> Crypto:
+        ensure_dir(directory)
+        client.config = dataclasses.replace(
+            client.config,
+            encryption_enabled=True,
+            pickle_key=_pickle_key(directory),
+            store=nio.store.DefaultStore,
+        )
+        client.store_path = str(directory)
+        client.load_store()
+        _private(directory)
+        return cls(client, directory)
+
+    @property
+    def _olm(self) -> Any:
+        return self._nio.olm
+
+    @property
+    def device_key(self) -> str:
+        """This device's ed25519 fingerprint, as people compare it."""
+        return str(self._olm.account.identity_keys["ed25519"])
+
+    def close(self) -> None:
+        store = self._nio.store
+        if store is not None and getattr(store, "database", None) is not None:
+            store.database.close()
+
+    # --- what a sync brings -------------------------------------------------------------
+
+    def receive(self, response: dict[str, Any]) -> bool:
+        """Take in a /sync response's device part. True if room keys may have arrived (so
+        messages that could not be decrypted are worth trying again)."""
+        counts = response.get("device_one_time_keys_count")
+        if isinstance(counts, dict):
+            # 0 counts too: nio's own sync handling skips it, and keys would run out.
+            self._olm.uploaded_key_count = int(counts.get("signed_curve25519") or 0)
+        lists = response.get("device_lists")
+        if isinstance(lists, dict):
+            changed = {u for u in lists.get("changed") or [] if isinstance(u, str)}
+            if changed:
+                self._olm.add_changed_users(changed)
+        keys_came = False
+        to_device = response.get("to_device")
+        events = to_device.get("events") if isinstance(to_device, dict) else None
+        for raw in events if isinstance(events, list) else []:
+            if not isinstance(raw, dict) or not isinstance(raw.get("content"), dict):
+                continue
+            event = nio.ToDeviceEvent.parse_event(raw)
+            if event is None or isinstance(event, nio.events.misc.BadEvent):
+                continue
+            try:
+                self._olm.handle_to_device_event(event)
+            except Exception:  # a hostile or broken message must not stop the sync
+                log.debug("a to-device message could not be handled", exc_info=True)
+                continue
+            keys_came = keys_came or raw.get("type") == ENCRYPTED_EVENT
+        return keys_came
+
+    async def maintain(self) -> None:
+        """Top up our one-time keys and learn changed devices, as the server asks. Runs
+        after a sync is committed; a failure here waits for the next sync to try again."""
+        try:
+            if self._olm.should_upload_keys:
+                await self._nio.keys_upload()
+                _private(self.directory)
+            if self._olm.should_query_keys:
+                await self._nio.keys_query()
+        except (aiohttp.ClientError, asyncio.TimeoutError, nio.LocalProtocolError):
+            log.debug("device upkeep failed; retried after the next sync", exc_info=True)
+
+    def decrypt(self, event: dict[str, Any], room_id: str) -> dict[str, Any] | None:
+        """The plaintext event of an `m.room.encrypted` room event, or None while its room
+        key is missing (or it is not a Megolm event at all)."""
+        try:
+            parsed = nio.MegolmEvent.from_dict(event)
+        except Exception:
+            return None
+        if not isinstance(parsed, nio.MegolmEvent):
+            return None
+        parsed.room_id = room_id
+        try:
+            plain = self._olm.decrypt_megolm_event(parsed, room_id)
+        except nio.EncryptionError:
+            return None
+        source = getattr(plain, "source", None)
+        if not isinstance(source, dict) or isinstance(plain, nio.events.misc.BadEvent):
+            return None
+        decrypted = dict(source)
+        decrypted["event_id"] = event.get("event_id")
+        decrypted["sender"] = event.get("sender")
+        decrypted["origin_server_ts"] = event.get("origin_server_ts")
+        decrypted["_verified"] = bool(getattr(plain, "verified", False))
+        return decrypted

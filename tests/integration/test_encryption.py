@@ -1,0 +1,133 @@
+"""A person writes to a session from a Matrix client with end-to-end encryption on.
+
+The person's client is matrix-nio used directly (tests/support/person.py), as an ordinary
+client would behave: its own device, an encrypted DM from the start. The session is driven
+through the real `claudematrix` CLI, which goes through the machine's daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sqlite3
+import stat
+import time
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from claudematrix.homeserver import register_account
+from integration.harness import Who, call, machine_one, mcp_session, new_tag, project_dir
+from support.person import Person
+
+from .conftest import SharedHomeserver
+
+pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
+
+
+def _person(shared: SharedHomeserver, store: Path) -> Person:
+    secret = (shared.home / "homeserver" / "registration_shared_secret").read_text().strip()
+    account = register_account(shared.url, secret, f"person{new_tag()}", secrets.token_urlsafe(16))
+    return Person(shared.url, account.user_id, account.access_token, account.device_id, store)
+
+
+def _session(shared: SharedHomeserver, root: Path, trusting: str) -> Who:
+    session = Who(machine_one(shared), f"enc{new_tag()}", project_dir(root, "p")).start()
+    session.run("trust", trusting, "--yes")
+    return session
+
+
+async def _until(what: str, check: Callable[[], T | None], deadline_s: float = 60.0) -> T:
+    deadline = time.monotonic() + deadline_s
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+def _rows_with(session: Who, words: str) -> list[tuple[object, ...]]:
+    return session.rows(
+        "SELECT id, event_id, subject FROM messages WHERE body LIKE ?", f"%{words}%"
+    )
+
+
+def test_an_encrypted_message_from_a_persons_client_is_read_by_the_session(
+    shared_homeserver: SharedHomeserver, tmp_path: Path
+) -> None:
+    person = _person(shared_homeserver, tmp_path / "person-store")
+    session = _session(shared_homeserver, tmp_path, person.user_id)
+    words = f"encrypted hello {new_tag()}"
+
+    async def scenario() -> str:
+        async with mcp_session(session, tmp_path / "mcp.log") as mcp:
+            assert not (await call(mcp, "whoami"))[0]  # held: the daemon syncs it now
+            try:
+                room = await person.open_encrypted_dm(session.user_id)
+                await person.wait_joined(room, session.user_id)
+                await person.send_text(room, words)
+            finally:
+                await person.close()
+            rows = await _until("the decrypted message", lambda: _rows_with(session, words))
+            failed, text = await call(mcp, "read", id=str(rows[0][0]))
+            assert not failed, text
+            return text
+
+    assert words in asyncio.run(scenario())
+
+    # The homeserver's database never held the text.
+    db = shared_homeserver.home / "homeserver" / "homeserver.db"
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as conn:
+        rows = conn.execute("SELECT json FROM event_json").fetchall()
+    assert rows and not any(words in r[0] for r in rows)
+
+    # The device's keys are the session's alone.
+    crypto = session.dir / "crypto"
+    assert stat.S_IMODE(crypto.stat().st_mode) == 0o700
+    files = [p for p in crypto.iterdir() if p.is_file()]
+    assert any(p.name == "pickle.key" for p in files) and any(p.suffix == ".db" for p in files)
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_an_encrypted_message_whose_key_comes_late_is_kept_then_shown(
+    shared_homeserver: SharedHomeserver, tmp_path: Path
+) -> None:
+    person = _person(shared_homeserver, tmp_path / "person-store")
+    session = _session(shared_homeserver, tmp_path, person.user_id)
+    words = f"late key {new_tag()}"
+
+    async def scenario() -> None:
+        async with mcp_session(session, tmp_path / "mcp.log") as mcp:
+            assert not (await call(mcp, "whoami"))[0]
+            try:
+                room = await person.open_encrypted_dm(session.user_id)
+                await person.wait_joined(room, session.user_id)
+                event_id = await person.send_text_withholding_key(room, words)
+                kept = await _until(
+                    "the unreadable message to be kept",
+                    lambda: session.rows(
+                        "SELECT id, subject FROM messages WHERE event_id = ?", event_id
+                    ),
+                )
+                assert "not readable yet" in str(kept[0][1])
+                failed, text = await call(mcp, "inbox")
+                assert not failed and "not readable yet" in text and words not in text
+
+                await person.share_key(room)
+                rows = await _until("the late key to open it", lambda: _rows_with(session, words))
+            finally:
+                await person.close()
+            assert [(r[0], r[1]) for r in rows] == [(kept[0][0], event_id)]  # same message
+            assert session.rows("SELECT count(*) FROM undecrypted") == [(0,)]
+            failed, text = await call(mcp, "read", id=str(rows[0][0]))
+            assert not failed and words in text, text
+
+    asyncio.run(scenario())

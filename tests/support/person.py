@@ -1,0 +1,131 @@
+"""A person's Matrix client with end-to-end encryption on, as Element would have it: matrix-nio
+used directly (its own sync, rooms and key handling), none of ClaudeMatrix's code paths.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import nio
+
+
+class Person:
+    def __init__(self, url: str, user_id: str, token: str, device_id: str, store: Path) -> None:
+        store.mkdir(parents=True, exist_ok=True)
+        config = nio.AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False)
+        self.client = nio.AsyncClient(
+            url, user_id, device_id=device_id, store_path=str(store), config=config
+        )
+        self.client.restore_login(user_id, device_id, token)
+        self.user_id = user_id
+        self._first_keys: dict[str, str] = {}
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def sync(self, timeout_ms: int = 0) -> None:
+        resp = await self.client.sync(timeout=timeout_ms, full_state=self.client.next_batch is None)
+        assert isinstance(resp, nio.SyncResponse), resp
+        if self.client.should_upload_keys:
+            await self.client.keys_upload()
+        if self.client.should_query_keys:
+            await self.client.keys_query()
+
+    async def sync_until(self, done: Any, what: str, deadline_s: float = 60.0) -> None:
+        deadline = time.monotonic() + deadline_s
+        while not done():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            await self.sync(timeout_ms=1000)
+
+    async def open_encrypted_dm(self, user: str) -> str:
+        """A new direct chat with encryption on from the start, as clients make them."""
+        resp = await self.client.room_create(
+            is_direct=True,
+            invite=[user],
+            initial_state=[
+                {
+                    "type": "m.room.encryption",
+                    "state_key": "",
+                    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+                }
+            ],
+        )
+        assert isinstance(resp, nio.RoomCreateResponse), resp
+        room = resp.room_id
+        await self.sync_until(lambda: room in self.client.rooms, "the new room")
+        return str(room)
+
+    async def wait_joined(self, room: str, user: str) -> None:
+        await self.sync_until(
+            lambda: (
+                user in self.client.rooms[room].users
+                and self.client.rooms[room].users[user] is not None
+                and user not in self.client.rooms[room].invited_users
+            ),
+            f"{user} to join",
+        )
+
+    async def send_text(self, room: str, text: str) -> str:
+        resp = await self.client.room_send(
+            room,
+            "m.room.message",
+            {"msgtype": "m.text", "body": text},
+            ignore_unverified_devices=True,
+        )
+        assert isinstance(resp, nio.RoomSendResponse), resp
+        return str(resp.event_id)
+
+    async def send_text_withholding_key(self, room: str, text: str) -> str:
+        """Encrypted with a room key nobody has been given yet (a key that arrives late)."""
+        olm = self.client.olm
+        olm.create_outbound_group_session(room)
+        session = olm.outbound_group_sessions[room]
+        self._first_keys[room] = session.session_key  # as a client keeps it to share
+        session.shared = True  # encrypt before sharing: what a slow or flaky client does
+        payload = olm.group_encrypt(
+            room, {"type": "m.room.message", "content": {"msgtype": "m.text", "body": text}}
+        )
+        session.shared = False
+        # Sent as it is: room_send would share the key first.
+        method, path, data = nio.Api.room_send(
+            self.client.access_token, room, "m.room.encrypted", payload, uuid.uuid4()
+        )
+        resp = await self.client._send(nio.RoomSendResponse, method, path, data, (room,))
+        assert isinstance(resp, nio.RoomSendResponse), resp
+        return str(resp.event_id)
+
+    async def share_key(self, room: str) -> None:
+        """Send the room key to the room's devices now (learning them first, as room_send
+        does before its first message)."""
+        await self.client.joined_members(room)
+        if self.client.should_query_keys:
+            await self.client.keys_query()
+        olm = self.client.olm
+        session = olm.outbound_group_sessions[room]
+        if room in self._first_keys:  # the key from its first message on, not from now
+            olm.outbound_group_sessions[room] = _KeyFromStart(session, self._first_keys.pop(room))
+        try:
+            await self.client.share_group_session(room, ignore_unverified_devices=True)
+        finally:
+            olm.outbound_group_sessions[room] = session
+
+
+class _KeyFromStart:
+    """An outbound room key that shares the key as it was before its first message."""
+
+    def __init__(self, session: Any, first_key: str) -> None:
+        self._session = session
+        self.session_key = first_key
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("_session", "session_key"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._session, name, value)
