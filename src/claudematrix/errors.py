@@ -171,6 +171,11 @@ class PolicyRefused(ClaudeMatrixError):
     exit_code = 7
 
 
+class EncryptionUnavailable(PolicyRefused):
+    """The room is end-to-end encrypted and this process cannot encrypt for it: the message
+    stays unsent rather than travel readable."""
+
+
 class ConsentRequired(PolicyRefused):
     """Opening up or trusting needs the person, not just a request from a session."""
 

@@ -8,6 +8,8 @@ through the real `claudematrix` CLI, which goes through the machine's daemon.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import secrets
 import sqlite3
 import stat
@@ -21,6 +23,7 @@ import pytest
 
 from claudematrix.homeserver import register_account
 from integration.harness import Who, call, machine_one, mcp_session, new_tag, project_dir
+from support.daemon import daemon_pids
 from support.person import Person
 
 from .conftest import SharedHomeserver
@@ -66,27 +69,46 @@ def test_an_encrypted_message_from_a_persons_client_is_read_by_the_session(
     session = _session(shared_homeserver, tmp_path, person.user_id)
     words = f"encrypted hello {new_tag()}"
 
-    async def scenario() -> str:
+    answer = f"encrypted answer {new_tag()}"
+
+    async def scenario() -> None:
         async with mcp_session(session, tmp_path / "mcp.log") as mcp:
             assert not (await call(mcp, "whoami"))[0]  # held: the daemon syncs it now
             try:
                 room = await person.open_encrypted_dm(session.user_id)
                 await person.wait_joined(room, session.user_id)
                 await person.send_text(room, words)
+                rows = await _until("the decrypted message", lambda: _rows_with(session, words))
+                failed, text = await call(mcp, "read", id=str(rows[0][0]))
+                assert not failed and words in text, text
+
+                failed, text = await call(
+                    mcp, "send", to=person.user_id, text=answer, label="trusted"
+                )
+                assert not failed, text
+                got_room, sender, body, decrypted = await person.wait_text(answer)
+                assert (got_room, sender, decrypted) == (room, session.user_id, True)
+                assert answer in body
+
+                # kill -9 of the daemon: the shim starts a new one, which opens the same
+                # device from its store and reads what comes next.
+                for pid in daemon_pids(session.machine.home):
+                    os.kill(pid, signal.SIGKILL)
+                after = f"after the restart {new_tag()}"
+                await person.send_text(room, after)
+                rows = await _until("mail after the restart", lambda: _rows_with(session, after))
+                failed, text = await call(mcp, "read", id=str(rows[0][0]))
+                assert not failed and after in text, text
             finally:
                 await person.close()
-            rows = await _until("the decrypted message", lambda: _rows_with(session, words))
-            failed, text = await call(mcp, "read", id=str(rows[0][0]))
-            assert not failed, text
-            return text
 
-    assert words in asyncio.run(scenario())
+    asyncio.run(scenario())
 
-    # The homeserver's database never held the text.
+    # The homeserver's database never held either text.
     db = shared_homeserver.home / "homeserver" / "homeserver.db"
     with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as conn:
         rows = conn.execute("SELECT json FROM event_json").fetchall()
-    assert rows and not any(words in r[0] for r in rows)
+    assert rows and not any(words in r[0] or answer in r[0] for r in rows)
 
     # The device's keys are the session's alone.
     crypto = session.dir / "crypto"

@@ -22,6 +22,20 @@ class Person:
         self.client.restore_login(user_id, device_id, token)
         self.user_id = user_id
         self._first_keys: dict[str, str] = {}
+        self.received: list[tuple[str, str, str, bool]] = []  # room, sender, text, decrypted
+        self.client.add_event_callback(self._on_text, nio.RoomMessageText)
+
+    async def _on_text(self, room: nio.MatrixRoom, event: nio.RoomMessageText) -> None:
+        self.received.append((room.room_id, event.sender, event.body, bool(event.decrypted)))
+
+    async def wait_text(self, words: str) -> tuple[str, str, str, bool]:
+        def found() -> tuple[str, str, str, bool] | None:
+            return next((r for r in self.received if words in r[2]), None)
+
+        await self.sync_until(lambda: found() is not None, f"a message with {words!r}")
+        got = found()
+        assert got is not None
+        return got
 
     async def close(self) -> None:
         await self.client.close()

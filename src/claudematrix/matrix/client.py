@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import nio
 from nio.api import MATRIX_API_PATH_V3
 
 from claudematrix.errors import (
+    EncryptionUnavailable,
     Forbidden,
     HomeserverError,
     HomeserverUnavailable,
@@ -33,7 +35,12 @@ from claudematrix.errors import (
 )
 from claudematrix.ids import EventID, RoomAlias, RoomID, UserID, server_name
 from claudematrix.matrix.content import PRESENCE_EVENT, PROFILE_EVENT
-from claudematrix.matrix.crypto import ENCRYPTED_EVENT, Crypto, crypto_available
+from claudematrix.matrix.crypto import (
+    ENCRYPTED_EVENT,
+    ENCRYPTION_STATE,
+    Crypto,
+    crypto_available,
+)
 
 __all__ = ["MatrixClient", "SessionCredentials", "SYNC_FILTER"]
 
@@ -62,13 +69,14 @@ SYNC_FILTER: dict[str, Any] = {
             "types": [
                 "m.room.message",
                 ENCRYPTED_EVENT,
+                ENCRYPTION_STATE,
                 "m.room.member",
                 PROFILE_EVENT,
                 PRESENCE_EVENT,
             ],
         },
         # Room state: only what sync.py reads (who is in, their profile and presence).
-        "state": {"types": ["m.room.member", PROFILE_EVENT, PRESENCE_EVENT]},
+        "state": {"types": ["m.room.member", ENCRYPTION_STATE, PROFILE_EVENT, PRESENCE_EVENT]},
         "ephemeral": {"not_types": ["*"]},
         "account_data": {"not_types": ["*"]},
     },
@@ -114,6 +122,19 @@ def _error(what: str, detail: object, errcode: str | None) -> HomeserverError:
     return homeserver_error(f"{what} failed: {detail} ({errcode or 'no errcode'})", errcode)
 
 
+def _no_device(user: UserID) -> EncryptionUnavailable:
+    if not crypto_available():
+        return EncryptionUnavailable(
+            "this room is end-to-end encrypted and this install has no encryption support: "
+            "reinstall ClaudeMatrix (its matrix-nio[e2e] dependency); the message was not sent"
+        )
+    return EncryptionUnavailable(
+        f"this room is end-to-end encrypted and {user}'s encryption device is held by the "
+        "process that syncs it: send from that session (or through the daemon); the message "
+        "was not sent"
+    )
+
+
 def _no_such_user(user: UserID) -> UnknownRecipient:
     return UnknownRecipient(
         f"no Matrix user {user} exists: check the ID, or run `claudematrix contacts` to see "
@@ -136,6 +157,8 @@ class MatrixClient:
         self._sync_filter = {**SYNC_FILTER, "room": {**SYNC_FILTER["room"], "timeline": timeline}}
         self._sync_filter_json = json.dumps(self._sync_filter, separators=(",", ":"))
         self.crypto: Crypto | None = None
+        self._plain_rooms: set[RoomID] = set()  # looked up: no encryption (yet)
+        self._sealed_rooms: set[RoomID] = set()  # encrypted, seen without a device to match
 
     def open_device(self, directory: Path) -> Crypto | None:
         """Load this identity's encryption device (made on first use): only by the one
@@ -468,8 +491,16 @@ class MatrixClient:
         return response
 
     async def send(self, room: RoomID, content: dict[str, Any], txn_id: str) -> EventID:
-        """Send with a caller-chosen transaction id: a retry with the same id is a no-op."""
-        path = f"{_CS}/rooms/{quote(room, safe='')}/send/m.room.message/{quote(txn_id, safe='')}"
+        """Send with a caller-chosen transaction id: a retry with the same id is a no-op.
+        Into an encrypted room the message goes encrypted, or not at all."""
+        event_type = "m.room.message"
+        if await self.is_encrypted(room):
+            if self.crypto is None:
+                raise _no_device(self.user_id)
+            members = set(await self.members(room))
+            content = await self.crypto.encrypt(room, event_type, content, members, self._to_device)
+            event_type = ENCRYPTED_EVENT
+        path = f"{_CS}/rooms/{quote(room, safe='')}/send/{event_type}/{quote(txn_id, safe='')}"
         for attempt in range(_SEND_RATE_LIMIT_RETRIES + 1):
             try:
                 data = await self._json("PUT", path, "sending the message", body=content)
@@ -482,6 +513,29 @@ class MatrixClient:
         if not isinstance(event_id, str):
             raise HomeserverError("sending the message failed: no event id in the answer")
         return EventID(event_id)
+
+    async def is_encrypted(self, room: RoomID) -> bool:
+        """Whether the room has encryption on: from the sync, else asked once per process."""
+        if room in self._sealed_rooms or (self.crypto and self.crypto.is_encrypted(room)):
+            return True
+        if room in self._plain_rooms:
+            return False
+        if await self.get_state(room, ENCRYPTION_STATE):
+            self.note_encrypted(room)
+            return True
+        self._plain_rooms.add(room)
+        return False
+
+    def note_encrypted(self, room: RoomID) -> None:
+        self._plain_rooms.discard(room)
+        if self.crypto is not None:
+            self.crypto.note_encrypted(room)
+        else:
+            self._sealed_rooms.add(room)
+
+    async def _to_device(self, event_type: str, messages: dict[str, dict[str, Any]]) -> None:
+        path = f"{_CS}/sendToDevice/{quote(event_type, safe='')}/{uuid.uuid4().hex}"
+        await self._json("PUT", path, "sending a room key", {"messages": messages})
 
     async def mark_read(self, room: RoomID, event: EventID) -> None:
         await self._call("sending a read receipt", self._nio.room_read_markers(room, event, event))

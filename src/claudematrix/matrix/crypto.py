@@ -19,6 +19,7 @@ import asyncio
 import dataclasses
 import logging
 import secrets
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,13 @@ from nio.crypto import ENCRYPTION_ENABLED
 
 from claudematrix.paths import ensure_dir, write_private
 
-__all__ = ["Crypto", "ENCRYPTED_EVENT", "crypto_available"]
+__all__ = ["Crypto", "ENCRYPTED_EVENT", "ENCRYPTION_STATE", "MEGOLM", "crypto_available"]
 
 ENCRYPTED_EVENT = "m.room.encrypted"
+ENCRYPTION_STATE = "m.room.encryption"
+MEGOLM = "m.megolm.v1.aes-sha2"
+# Sends to-device messages of one event type: {user: {device: content}}.
+ToDevice = Callable[[str, dict[str, dict[str, Any]]], Awaitable[None]]
 _PICKLE_KEY = "pickle.key"
 
 log = logging.getLogger(__name__)
@@ -63,6 +68,8 @@ class Crypto:
     def __init__(self, client: nio.AsyncClient, directory: Path) -> None:
         self._nio = client
         self.directory = directory
+        # The devices each room's current outbound key went to: a change means a new key.
+        self._key_holders: dict[str, frozenset[tuple[str, str]]] = {}
 
     @classmethod
     def open(cls, client: nio.AsyncClient, directory: Path) -> Crypto:
@@ -91,6 +98,62 @@ class Crypto:
         store = self._nio.store
         if store is not None and getattr(store, "database", None) is not None:
             store.database.close()
+
+    # --- which rooms are encrypted (kept in the device's store) ---------------------------
+
+    def is_encrypted(self, room_id: str) -> bool:
+        return room_id in self._nio.encrypted_rooms
+
+    def note_encrypted(self, room_id: str) -> None:
+        """Encryption, once on in a room, stays on (Matrix has no way to turn it off)."""
+        if room_id not in self._nio.encrypted_rooms:
+            self._nio.encrypted_rooms.add(room_id)
+            self._nio.store.save_encrypted_rooms([room_id])
+
+    # --- sending ------------------------------------------------------------------------
+
+    async def encrypt(
+        self,
+        room_id: str,
+        event_type: str,
+        content: dict[str, Any],
+        people: Iterable[str],
+        to_device: ToDevice,
+    ) -> dict[str, Any]:
+        """The `m.room.encrypted` content for an event in `room_id`, its room key first sent
+        to every current device of `members` (a new key whenever those devices change, so
+        one who left cannot read on)."""
+        olm = self._olm
+        members = set(people)
+        unknown = members - olm.tracked_users
+        if unknown:
+            olm.add_changed_users(unknown)
+        if olm.should_query_keys:
+            await self._nio.keys_query()
+        missing = olm.get_missing_sessions(sorted(members))
+        if missing:
+            await self._nio.keys_claim(missing)
+        holders = frozenset(
+            (user, device.id)
+            for user in members
+            for device in olm.device_store.active_user_devices(user)
+            if not (user == self._nio.user_id and device.id == self._nio.device_id)
+        )
+        if olm.should_share_group_session(room_id) or holders != self._key_holders.get(room_id):
+            await self._share_key(room_id, members, to_device)
+            self._key_holders[room_id] = holders
+        return dict(olm.group_encrypt(room_id, {"type": event_type, "content": content}))
+
+    async def _share_key(self, room_id: str, members: set[str], to_device: ToDevice) -> None:
+        olm = self._olm
+        if room_id in olm.outbound_group_sessions:
+            olm.outbound_group_sessions[room_id].shared = False
+        olm.create_outbound_group_session(room_id)
+        for _with, batch in olm.share_group_session_parallel(
+            room_id, sorted(members), ignore_unverified_devices=True
+        ):
+            await to_device(ENCRYPTED_EVENT, batch["messages"])
+        olm.outbound_group_sessions[room_id].shared = True
 
     # --- what a sync brings -------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from claudematrix.matrix.content import (
     message_from_event,
     unreadable_message,
 )
-from claudematrix.matrix.crypto import ENCRYPTED_EVENT, Crypto
+from claudematrix.matrix.crypto import ENCRYPTED_EVENT, ENCRYPTION_STATE, Crypto
 from claudematrix.store import (
     Membership,
     Person,
@@ -153,6 +153,8 @@ async def sync_once(
             timeline = await _backfill(client, store, room_id, prev, seen) + timeline
         for event in state + timeline:
             _directory_event(event, room_id, batch, names, published)
+            if event.get("type") == ENCRYPTION_STATE and event.get("state_key") == "":
+                client.note_encrypted(room_id)
         if record.kind != "public":  # the public room carries profiles, not mail
             with_mail.append((room_id, record, timeline))
 

@@ -25,6 +25,9 @@ class CannedClient:
     user_id = ME
     crypto = None  # no encryption device: encrypted events stay unreadable
 
+    def note_encrypted(self, room: RoomID) -> None:
+        pass
+
     def __init__(self, response: dict[str, Any]) -> None:
         self.response = response
 
