@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import secrets
+import shutil
+import signal
 import sqlite3
 import stat
 import time
@@ -153,3 +154,25 @@ def test_an_encrypted_message_whose_key_comes_late_is_kept_then_shown(
             assert not failed and words in text, text
 
     asyncio.run(scenario())
+
+
+def test_a_lost_device_store_is_told_once_with_the_way_back(
+    shared_homeserver: SharedHomeserver, tmp_path: Path
+) -> None:
+    session = Who(machine_one(shared_homeserver), f"enc{new_tag()}", project_dir(tmp_path, "p"))
+    session.start()
+    session.run("inbox")
+    assert list((session.dir / "crypto").glob("*.db"))  # its device was made and published
+    shutil.rmtree(session.dir / "crypto")
+
+    session.run("inbox")  # the daemon opens a new device store; the server refuses its keys
+    problem = str(session.json("whoami")["device_problem"])
+    assert "refused" in problem and "recover" in problem and "account.json" in problem
+    assert "PROBLEM" in session.run("status").stdout
+
+    # Told once, not asked again after every sync.
+    log = (session.machine.home / "daemon.log").read_text()
+    assert log.count(f"{session.name}: the homeserver refused") == 1, log
+    session.run("inbox")
+    log = (session.machine.home / "daemon.log").read_text()
+    assert log.count(f"{session.name}: the homeserver refused") == 1, log

@@ -175,6 +175,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"homeserver: {config.homeserver_url} ({kind}){state}")
     click.echo(f"me: {me.user_id or '(no account yet)'} — {me.display_name} — mode {me.mode}")
     click.echo(f"unread: {unread}   contacts: {n_contacts}")
+    if me.device_problem:
+        click.echo(f"encryption: PROBLEM: {me.device_problem}")
+    elif me.device:
+        click.echo(f"encryption: on, this session's device key {me.device}")
     click.echo("")
     click.echo("Follow and join the conversations from any Matrix client (e.g. Element):")
     click.echo(f"  homeserver URL: {config.homeserver_url}")

@@ -70,9 +70,12 @@ class Crypto:
         self.directory = directory
         # The devices each room's current outbound key went to: a change means a new key.
         self._key_holders: dict[str, frozenset[tuple[str, str]]] = {}
+        self.upload_refused = ""  # why the server refused this device's keys, if it did
 
     @classmethod
     def open(cls, client: nio.AsyncClient, directory: Path) -> Crypto:
+        # Made afresh if it was deleted since this (long-lived) process last saw it.
+        directory.mkdir(mode=0o700, exist_ok=True)
         ensure_dir(directory)
         client.config = dataclasses.replace(
             client.config,
@@ -190,9 +193,13 @@ class Crypto:
         """Top up our one-time keys and learn changed devices, as the server asks. Runs
         after a sync is committed; a failure here waits for the next sync to try again."""
         try:
-            if self._olm.should_upload_keys:
-                await self._nio.keys_upload()
+            if self._olm.should_upload_keys and not self.upload_refused:
+                answer = await self._nio.keys_upload()
                 _private(self.directory)
+                if isinstance(answer, nio.KeysUploadError):
+                    # Refused for good (this device id has other keys on the server, as
+                    # when the store was lost): asking after every sync would repeat it.
+                    self.upload_refused = str(answer.status_code or "refused")
             if self._olm.should_query_keys:
                 await self._nio.keys_query()
         except (aiohttp.ClientError, asyncio.TimeoutError, nio.LocalProtocolError):

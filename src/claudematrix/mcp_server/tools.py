@@ -41,6 +41,7 @@ async def whoami(s: Service) -> str:
         f"Matrix ID: {me.user_id}\nDisplay name: {me.display_name}\nMode: {me.mode}\n"
         f"Project: {me.project} (branch {me.branch or '-'}) on {me.host}\n"
         f"Homeserver: {me.homeserver}\nUnread ClaudeMatrix messages: {s.unread_count()}"
+        + (f"\nEncryption problem: {me.device_problem}" if me.device_problem else "")
     )
 
 

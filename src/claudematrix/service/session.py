@@ -65,6 +65,8 @@ _BACKOFF_MAX_S = 10.0
 _OWNER_LOOK_S = 5.0
 # A long-poll that returns empty costs the homeserver a sync; idle identities ask rarely.
 _LONG_POLL_MS = 120_000
+_DEVICE_KEY = "device_ed25519"
+_DEVICE_PROBLEM = "device_problem"
 # An idle presence loop sleeps until its heartbeat, looking at the rooms it publishes into
 # at least this often (each wake-up of each identity costs the daemon), and sooner after a
 # failure. The hooks' task file is looked at by the process's one clock (task_clock.py).
@@ -87,6 +89,9 @@ class WhoAmI:
     project: str
     branch: str
     host: str
+    # This identity's encryption device: its ed25519 fingerprint, or why it cannot be used.
+    device: str = ""
+    device_problem: str = ""
 
 
 class Service:
@@ -284,7 +289,28 @@ class Service:
             held += outcome.held
         if new or held:
             self.signal_new_mail(max(new, default=0))
+        self._note_device(client)
         return new
+
+    def _note_device(self, client: MatrixClient) -> None:
+        """Keep what whoami and status say about the device current, and tell the person
+        once if the homeserver refused its keys."""
+        device = client.crypto
+        if device is None:
+            return
+        if self.store.setting(_DEVICE_KEY) != device.device_key:
+            self.store.set_setting(_DEVICE_KEY, device.device_key)
+        problem = ""
+        if device.upload_refused:
+            problem = (
+                f"the homeserver refused this device's keys: encrypted mail cannot be read "
+                f"until it has a new one: move {account_path(self.identity.slug)} aside and "
+                f"run `claudematrix --as {self.identity.name} recover` (same Matrix ID)"
+            )
+        if (self.store.setting(_DEVICE_PROBLEM) or "") != problem:
+            self.store.set_setting(_DEVICE_PROBLEM, problem)
+            if problem:
+                self.progress(f"claudematrix: {self.identity.name}: {problem}")
 
     async def sync_forever(
         self, stop: asyncio.Event, on_health: Callable[[bool], None] | None = None
@@ -649,6 +675,8 @@ class Service:
             project=self.workspace.project,
             branch=self.workspace.branch,
             host=self.workspace.host,
+            device=self.store.setting(_DEVICE_KEY) or "",
+            device_problem=self.store.setting(_DEVICE_PROBLEM) or "",
         )
 
     def unread_count(self) -> int:
