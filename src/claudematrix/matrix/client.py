@@ -38,6 +38,7 @@ from claudematrix.matrix.content import PRESENCE_EVENT, PROFILE_EVENT
 from claudematrix.matrix.crypto import (
     ENCRYPTED_EVENT,
     ENCRYPTION_STATE,
+    MEGOLM,
     Crypto,
     crypto_available,
 )
@@ -302,6 +303,7 @@ class MatrixClient:
         topic: str | None = None,
         invite: tuple[UserID, ...] = (),
         direct: bool = False,
+        encrypted: bool = False,
     ) -> RoomID:
         """Create a room; a taken alias is routed around (the room is made without it)."""
         what = f"creating room #{alias_localpart}" if alias_localpart else "creating a room"
@@ -320,13 +322,20 @@ class MatrixClient:
                 }
             ],
         }
+        if encrypted:
+            request["initial_state"].append(
+                {"type": ENCRYPTION_STATE, "state_key": "", "content": {"algorithm": MEGOLM}}
+            )
         try:
             resp = await self._call(what, self._nio.room_create(alias=alias_localpart, **request))
         except RoomInUse:
             if alias_localpart is None:
                 raise
             resp = await self._call(what, self._nio.room_create(**request))
-        return RoomID(resp.room_id)
+        room = RoomID(resp.room_id)
+        if encrypted:
+            self.note_encrypted(room)
+        return room
 
     async def resolve_alias(self, alias: RoomAlias) -> RoomID | None:
         try:
@@ -525,6 +534,15 @@ class MatrixClient:
             return True
         self._plain_rooms.add(room)
         return False
+
+    async def has_device_keys(self, user: UserID) -> bool:
+        """Whether `user` has a device that published encryption keys (someone with none,
+        e.g. a plain bot, could read nothing in an encrypted room)."""
+        data = await self._json(
+            "POST", f"{_CS}/keys/query", "asking for devices", {"device_keys": {user: []}}
+        )
+        devices = (data.get("device_keys") or {}).get(user) if isinstance(data, dict) else None
+        return bool(devices)
 
     def note_encrypted(self, room: RoomID) -> None:
         self._plain_rooms.discard(room)

@@ -18,6 +18,7 @@ __all__ = [
     "PRESENCE_EVENT",
     "MEMBER_STATE",
     "MAX_CONTENT_BYTES",
+    "MAX_ENCRYPTED_CONTENT_BYTES",
     "content_size",
     "build_content",
     "message_from_event",
@@ -39,6 +40,9 @@ _SUBJECT_FROM_BODY_CHARS = 72
 
 # Synapse refuses events over 64 KiB; this leaves room for the event's own fields.
 MAX_CONTENT_BYTES = 60 * 1024
+# Encrypted, content grows by a third (base64 of the ciphertext) plus the envelope; this
+# keeps the event under the homeserver's 64 KiB.
+MAX_ENCRYPTED_CONTENT_BYTES = 45 * 1024
 
 
 def build_content(

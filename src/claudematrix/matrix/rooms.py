@@ -17,6 +17,7 @@ from typing import Any
 from claudematrix.ids import RoomID, UserID
 from claudematrix.matrix.client import MatrixClient
 from claudematrix.matrix.content import MEMBER_STATE
+from claudematrix.matrix.crypto import crypto_available
 
 __all__ = [
     "OWNER_ONLY",
@@ -59,21 +60,29 @@ def power_levels(member_state: Iterable[str] = ()) -> dict[str, Any]:
 
 
 async def create_dm(client: MatrixClient, peer: UserID) -> RoomID:
-    """A direct chat that nobody but me can add a third person to."""
+    """A direct chat that nobody but me can add a third person to, end-to-end encrypted
+    where this install can encrypt and the peer has a device to read it with."""
+    encrypted = crypto_available() and await client.has_device_keys(peer)
     return await client.create_room(
         public=False,
         power_levels=power_levels(),
         history_visibility=HISTORY_FROM_INVITE,
         invite=(peer,),
         direct=True,
+        encrypted=encrypted,
     )
 
 
 async def create_invite_only_room(
-    client: MatrixClient, alias_localpart: str | None, name: str, topic: str
+    client: MatrixClient,
+    alias_localpart: str | None,
+    name: str,
+    topic: str,
+    *,
+    encrypted: bool = False,
 ) -> RoomID:
     """An invite-only directory room (lobby, project room, circle) whose members publish
-    their own profile and presence."""
+    their own profile and presence (state events, which encryption never covers)."""
     return await client.create_room(
         public=False,
         power_levels=power_levels(MEMBER_STATE),
@@ -81,6 +90,7 @@ async def create_invite_only_room(
         alias_localpart=alias_localpart,
         name=name,
         topic=topic,
+        encrypted=encrypted and crypto_available(),
     )
 
 

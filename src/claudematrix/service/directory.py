@@ -227,6 +227,7 @@ class Directory:
             None,
             f"Trusted circle of {self.identity.short}",
             "People this session trusts. Only its owner invites.",
+            encrypted=True,
         )
         await self._remember_room(room, "circle", sealed=True)
         return room

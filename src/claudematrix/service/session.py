@@ -33,7 +33,13 @@ from claudematrix.local import layout
 from claudematrix.local.untrusted import SUBJECT_MAX, unsafe_characters
 from claudematrix.locks import FileLock
 from claudematrix.matrix import MatrixClient, SessionCredentials, build_content
-from claudematrix.matrix.content import MAX_CONTENT_BYTES, MEMBER_STATE, content_size, read_fields
+from claudematrix.matrix.content import (
+    MAX_CONTENT_BYTES,
+    MAX_ENCRYPTED_CONTENT_BYTES,
+    MEMBER_STATE,
+    content_size,
+    read_fields,
+)
 from claudematrix.matrix.rooms import create_dm, harden
 from claudematrix.matrix.sync import Invite, sync_once
 from claudematrix.paths import identity_dir
@@ -160,6 +166,7 @@ class Service:
                 is_owner=self.identity.is_owner,
             )
         self._adopt(creds)
+        await self._publish_device()
         await self._harden_my_rooms()
         await self.directory.join_rooms()
         await self.publish_if_changed()
@@ -291,6 +298,17 @@ class Service:
             self.signal_new_mail(max(new, default=0))
         self._note_device(client)
         return new
+
+    async def _publish_device(self) -> None:
+        """Once per identity: its device and keys on the homeserver, so that whoever writes
+        to it can encrypt for it before it ever syncs. Only the sync owner may do it."""
+        if self.store.setting(_DEVICE_KEY) or not self.try_own_sync():
+            return
+        client = self.require_client()
+        device = client.open_device(self.dir / layout.CRYPTO_DIR)
+        if device is not None:
+            await device.maintain()
+            self._note_device(client)
 
     def _note_device(self, client: MatrixClient) -> None:
         """Keep what whoami and status say about the device current, and tell the person
@@ -559,7 +577,8 @@ class Service:
             policy.check(chosen, audience, "this message", f"someone in {target.label}")
             recipient = UserID(str(room))
         content = build_content(subject, text, chosen, reply_event)
-        if content_size(content) > MAX_CONTENT_BYTES:
+        sealed = await self.require_client().is_encrypted(room)
+        if content_size(content) > (MAX_ENCRYPTED_CONTENT_BYTES if sealed else MAX_CONTENT_BYTES):
             raise _too_large(size)
         txn = _txn_id(call_key) if call_key else uuid.uuid4().hex
         self.store.outbox_add(txn, room, recipient, json.dumps(content))
@@ -588,6 +607,8 @@ class Service:
         self, txn: str, room: RoomID, recipient: str, content: dict[str, object]
     ) -> Message:
         client = self.require_client()
+        if client.crypto is None and self.try_own_sync():  # the device is the sync owner's
+            client.open_device(self.dir / layout.CRYPTO_DIR)
         try:
             event_id = await client.send(room, content, txn)
         except HomeserverUnavailable as exc:
@@ -740,8 +761,9 @@ def _txn_id(call_key: str) -> str:
 
 def _too_large(size: int) -> MessageTooLarge:
     return MessageTooLarge(
-        f"the message is {size} bytes; the limit is about {MAX_CONTENT_BYTES // 1024} KiB: "
-        "split it, or send a path to a file instead"
+        f"the message is {size} bytes; the limit is about {MAX_CONTENT_BYTES // 1024} KiB "
+        f"({MAX_ENCRYPTED_CONTENT_BYTES // 1024} KiB in an end-to-end encrypted room): split "
+        "it, or send a path to a file instead"
     )
 
 
