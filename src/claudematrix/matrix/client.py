@@ -160,6 +160,7 @@ class MatrixClient:
         self.crypto: Crypto | None = None
         self._plain_rooms: set[RoomID] = set()  # looked up: no encryption (yet)
         self._sealed_rooms: set[RoomID] = set()  # encrypted, seen without a device to match
+        self._key_members: dict[RoomID, set[UserID]] = {}
 
     def open_device(self, directory: Path) -> Crypto | None:
         """Load this identity's encryption device (made on first use): only by the one
@@ -506,7 +507,7 @@ class MatrixClient:
         if await self.is_encrypted(room):
             if self.crypto is None:
                 raise _no_device(self.user_id)
-            members = set(await self.members(room))
+            members = await self._members_for_keys(room)
             content = await self.crypto.encrypt(room, event_type, content, members, self._to_device)
             event_type = ENCRYPTED_EVENT
         path = f"{_CS}/rooms/{quote(room, safe='')}/send/{event_type}/{quote(txn_id, safe='')}"
@@ -534,6 +535,17 @@ class MatrixClient:
             return True
         self._plain_rooms.add(room)
         return False
+
+    async def _members_for_keys(self, room: RoomID) -> set[UserID]:
+        """Who a room key goes to (joined and invited): asked once, then kept until the
+        sync sees the room's membership change."""
+        known = self._key_members.get(room)
+        if known is None:
+            known = self._key_members[room] = set(await self.members(room))
+        return known
+
+    def membership_changed(self, room: RoomID) -> None:
+        self._key_members.pop(room, None)
 
     async def has_device_keys(self, user: UserID) -> bool:
         """Whether `user` has a device that published encryption keys (someone with none,

@@ -155,6 +155,8 @@ async def sync_once(
             _directory_event(event, room_id, batch, names, published)
             if event.get("type") == ENCRYPTION_STATE and event.get("state_key") == "":
                 client.note_encrypted(room_id)
+            elif event.get("type") == "m.room.member":
+                client.membership_changed(room_id)
         if record.kind != "public":  # the public room carries profiles, not mail
             with_mail.append((room_id, record, timeline))
 

@@ -28,6 +28,9 @@ class CannedClient:
     def note_encrypted(self, room: RoomID) -> None:
         pass
 
+    def membership_changed(self, room: RoomID) -> None:
+        pass
+
     def __init__(self, response: dict[str, Any]) -> None:
         self.response = response
 
