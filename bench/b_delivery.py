@@ -9,6 +9,10 @@ Delivery: the time from the sender's call until the recipient has the message.
   and B's mail.marker names it (what the hooks read).
 Samples alternate raw, ours, raw, ours.
 
+Encrypted delivery: A's and B's DM is end-to-end encrypted (ClaudeMatrix makes every DM so);
+the same `send` tool into a plaintext room that holds just the two of them (made by the bench
+with A's own token; B joins) is its baseline. Samples alternate with the others.
+
 Throughput: N senders (raw processes; for ours N sessions' `send` tools) each send a burst
 at once, to one recipient; messages/s
 from the first send to the last send returning (the budget), and to the last message being
@@ -18,10 +22,16 @@ in the recipient's hands (reported beside it).
 from __future__ import annotations
 
 import functools
+import json
+import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
 
+from bench._env import BenchError
 from bench._proc import collect, cpu_seconds, synapse_pid
+from bench._rawpeer import Raw, RawError
 from bench._stats import Dist, Row
 from bench._watch import StoreWatch
 from bench._world import Ctx
@@ -46,6 +56,7 @@ def bench_delivery(ctx: Ctx) -> list[Row]:
     watch = StoreWatch([b.dir, a.dir])
     try:
         ctx.raw_peers_ready(peers)
+        plain_room = _plaintext_room(ctx, a.dir, b.dir)
 
         def raw_once(token: str) -> tuple[float, float]:
             rsend.write(f"send {room} {token}")
@@ -54,8 +65,8 @@ def bench_delivery(ctx: Ctx) -> list[Row]:
             t = float(rrecv.expect(f"got {token} ", DELIVERY_TIMEOUT, f"raw receipt {token}")[2])
             return (t - t0) * 1000, (t1 - t0) * 1000
 
-        def ours_once(token: str) -> tuple[float, float, float]:
-            a.peer.write(f"send {b.user_id} {token}")
+        def ours_once(token: str, to: str = b.user_id) -> tuple[float, float, float]:
+            a.peer.write(f"send {to} {token}")
             row_seen: list[float] = []
 
             def visible(i: int) -> bool:
@@ -80,14 +91,17 @@ def bench_delivery(ctx: Ctx) -> list[Row]:
             # no echo is left in flight to disturb the next one.
             return (seen[0] - t0) * 1000, (row_seen[0] - t0) * 1000, (t1 - t0) * 1000
 
-        for i in range(3):  # warm-up: the DM room is made, connections open
+        for i in range(3):  # warm-up: the DM room is made, connections open, keys shared
             raw_once(f"dw{i}r")
             ours_once(f"dw{i}o")
+            ours_once(f"dw{i}p", plain_room)
+        _require_encrypted_dm(ctx, a.dir, b.user_id)
         raw = Dist("raw Synapse send -> /sync receipt", "ms")
         raw_returned = Dist("raw send returns", "ms")
         mine = Dist("send tool -> row + mail.marker in recipient's dir", "ms")
         row_only = Dist("send tool -> row in recipient's store", "ms")
         returned = Dist("send tool returns", "ms")
+        plain = Dist("send tool -> recipient, plaintext room of the two", "ms")
         for i in range(reps):
             got_raw, back_raw = raw_once(f"d{i}r")
             raw.samples.append(got_raw)
@@ -96,6 +110,7 @@ def bench_delivery(ctx: Ctx) -> list[Row]:
             mine.samples.append(got)
             row_only.samples.append(row_at)
             returned.samples.append(back)
+            plain.samples.append(ours_once(f"d{i}p", plain_room)[0])
     finally:
         watch.close()
         ctx.stop(peers)
@@ -114,7 +129,52 @@ def bench_delivery(ctx: Ctx) -> list[Row]:
         send_return_ms=returned.summary(),
         raw_send_return_ms=raw_returned.summary(),
     )
-    return [row]
+    sealed = Dist("send tool -> recipient, their encrypted DM", "ms", list(mine.samples))
+    encrypted = judge(
+        "delivery_encrypted",
+        plain,
+        sealed,
+        note=f"{reps} pairs, the same send tool and recipient: into their end-to-end "
+        "encrypted DM (Megolm) vs into a plaintext room of just the two",
+    )
+    return [row, encrypted]
+
+
+def _require_encrypted_dm(ctx: Ctx, sender_dir: Path, peer: str) -> None:
+    """The comparison means nothing unless the DM really is encrypted."""
+    uri = f"file:{sender_dir / 'store.db'}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True, timeout=5)) as conn:
+        found = conn.execute(
+            "SELECT room_id FROM rooms WHERE kind = 'dm' AND peer = ?", (peer,)
+        ).fetchone()
+    if found is None:
+        raise BenchError("the sender's store has no DM with the recipient")
+    sender = json.loads((sender_dir / "account.json").read_text())
+    raw = Raw(ctx.url, str(sender["access_token"]), str(sender["user_id"]))
+    try:
+        state = raw.call("GET", f"/_matrix/client/v3/rooms/{found[0]}/state/m.room.encryption/")
+    except RawError:
+        state = {}
+    finally:
+        raw.close()
+    if state.get("algorithm") != "m.megolm.v1.aes-sha2":
+        raise BenchError(f"the DM {found[0]} is not end-to-end encrypted")
+
+
+def _plaintext_room(ctx: Ctx, sender_dir: Path, recipient_dir: Path) -> str:
+    """A room of just the two, without encryption, made with the sender's own account."""
+    sender, recipient = (
+        json.loads((d / "account.json").read_text()) for d in (sender_dir, recipient_dir)
+    )
+    made_by = Raw(ctx.url, str(sender["access_token"]), str(sender["user_id"]))
+    joins = Raw(ctx.url, str(recipient["access_token"]), str(recipient["user_id"]))
+    try:
+        room = made_by.create_room([joins.user_id])
+        joins.join(room)
+    finally:
+        made_by.close()
+        joins.close()
+    return room
 
 
 def bench_throughput(ctx: Ctx) -> list[Row]:

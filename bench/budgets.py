@@ -107,6 +107,9 @@ BUDGETS: dict[str, Budget] = {
     "delivery": Budget(
         "Delivery: send -> recipient's hooks see it", Ratio({"p50": 1.15, "p99": 1.5})
     ),
+    "delivery_encrypted": Budget(
+        "Encrypted delivery vs plaintext (both ours)", Ratio({"p50": 1.1})
+    ),
     "wake": Budget("Idle wake: send -> Stop hook exits", Allowance("p50", 25.0, "ms")),
     "wake_recv": Budget("Idle wake, receive side (raw sender)", Allowance("p50", 25.0, "ms")),
     "throughput": Budget("Throughput: concurrent senders", Floor(0.8)),

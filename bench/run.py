@@ -55,7 +55,7 @@ PHASES: list[Phase] = [
         bench_scale,
         ["rss", "fanout", "daemon_rss", "tools_ready", "idle_events", "idle_cpu", "catch_up"],
     ),
-    ("delivery", bench_delivery, ["delivery"]),
+    ("delivery", bench_delivery, ["delivery", "delivery_encrypted"]),
     ("wake", bench_wake, ["wake", "wake_recv"]),
     ("throughput", bench_throughput, ["throughput"]),
     ("cli", bench_cli, ["cli_read", "cli_send"]),
