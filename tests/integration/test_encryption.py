@@ -71,6 +71,7 @@ def test_an_encrypted_message_from_a_persons_client_is_read_by_the_session(
     words = f"encrypted hello {new_tag()}"
 
     answer = f"encrypted answer {new_tag()}"
+    markdown = f"{answer}\n\n- **one**\n- two"
 
     async def scenario() -> None:
         async with mcp_session(session, tmp_path / "mcp.log") as mcp:
@@ -84,12 +85,13 @@ def test_an_encrypted_message_from_a_persons_client_is_read_by_the_session(
                 assert not failed and words in text, text
 
                 failed, text = await call(
-                    mcp, "send", to=person.user_id, text=answer, label="trusted"
+                    mcp, "send", to=person.user_id, text=markdown, label="trusted"
                 )
                 assert not failed, text
                 got_room, sender, body, decrypted = await person.wait_text(answer)
                 assert (got_room, sender, decrypted) == (room, session.user_id, True)
-                assert answer in body
+                assert markdown in body  # the exact text, and beside it HTML for the client
+                assert "<li><strong>one</strong></li>" in person.html[body]
 
                 # kill -9 of the daemon: the shim starts a new one, which opens the same
                 # device from its store and reads what comes next.

@@ -23,10 +23,13 @@ class Person:
         self.user_id = user_id
         self._first_keys: dict[str, str] = {}
         self.received: list[tuple[str, str, str, bool]] = []  # room, sender, text, decrypted
+        self.html: dict[str, str] = {}  # text -> its formatted_body, where it had one
         self.client.add_event_callback(self._on_text, nio.RoomMessageText)
 
     async def _on_text(self, room: nio.MatrixRoom, event: nio.RoomMessageText) -> None:
         self.received.append((room.room_id, event.sender, event.body, bool(event.decrypted)))
+        if event.formatted_body:
+            self.html[event.body] = event.formatted_body
 
     async def wait_text(self, words: str) -> tuple[str, str, str, bool]:
         def found() -> tuple[str, str, str, bool] | None:

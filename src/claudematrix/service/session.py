@@ -576,13 +576,26 @@ class Service:
             audience = await self.directory.guard.audience(room, record.kind if record else "other")
             policy.check(chosen, audience, "this message", f"someone in {target.label}")
             recipient = UserID(str(room))
-        content = build_content(subject, text, chosen, reply_event)
         sealed = await self.require_client().is_encrypted(room)
-        if content_size(content) > (MAX_ENCRYPTED_CONTENT_BYTES if sealed else MAX_CONTENT_BYTES):
+        limit = MAX_ENCRYPTED_CONTENT_BYTES if sealed else MAX_CONTENT_BYTES
+        people = self._people_read(room, target.user)
+        content = build_content(subject, text, chosen, reply_event, for_people=people)
+        if people and content_size(content) > limit:  # the HTML copy is the first to go
+            content = build_content(subject, text, chosen, reply_event)
+        if content_size(content) > limit:
             raise _too_large(size)
         txn = _txn_id(call_key) if call_key else uuid.uuid4().hex
         self.store.outbox_add(txn, room, recipient, json.dumps(content))
         return await self._deliver(txn, room, recipient, content)
+
+    def _people_read(self, room: RoomID, peer: UserID | None) -> bool:
+        """Whether a person (in a Matrix client, not a session) reads what goes to `peer`
+        or into `room`: the owner, or anyone who publishes no ClaudeMatrix profile."""
+        sessions = set(self.store.profiles())
+        owner = self._owner_user()
+        me = self.creds.user_id if self.creds else None
+        readers = {peer} if peer is not None else set(self.store.members(room)) - {me}
+        return any(user == owner or user not in sessions for user in readers)
 
     async def _enter_room(
         self, room: RoomID | None, alias: str | None, name: str, label: Label

@@ -139,3 +139,32 @@ def test_malformed_fields_do_not_crash() -> None:
     assert message is not None
     assert message.body == "42"
     assert message.reply_to is None
+
+
+def test_markdown_reaches_people_as_html_beside_the_exact_text() -> None:
+    text = "Done:\n\n- parser fixed\n- tests **green**\n\n```py\nx = 1 < 2\n```\n[PR](https://example.org/1)"
+    content = build_content("status", text, Label.PRIVATE, for_people=True)
+    html = content["formatted_body"]
+    assert content["format"] == "org.matrix.custom.html"
+    assert html.startswith("<p><strong>status</strong></p>")
+    assert "<li>parser fixed</li>" in html and "<strong>green</strong>" in html
+    assert '<code class="language-py">x = 1 &lt; 2' in html
+    assert '<a href="https://example.org/1">PR</a>' in html
+    # Other sessions still read subject, label and the exact text.
+    message = message_from_event(event(content), ROOM, ME)
+    assert message is not None and (message.subject, message.body) == ("status", text)
+
+
+def test_raw_html_in_a_message_is_shown_as_text_never_passed_through() -> None:
+    content = build_content(
+        "", "see <script>alert(1)</script> **now**", Label.PRIVATE, for_people=True
+    )
+    assert "<script>" not in content["formatted_body"]
+    assert "&lt;script&gt;" in content["formatted_body"]
+
+
+def test_no_html_copy_for_plain_text_or_for_sessions() -> None:
+    plain = build_content("hi", "just a line\nand another", Label.PRIVATE, for_people=True)
+    assert "formatted_body" not in plain
+    session = build_content("hi", "- a\n- b", Label.PRIVATE)
+    assert "formatted_body" not in session and "format" not in session
