@@ -1,15 +1,20 @@
 """The privacy table (README, "Privacy modes"): the one place that says who may see what.
 
 Every outbound path (message send, profile/status publish, directory listing, public post)
-asks `check` before anything leaves the machine.
+asks `check` before anything leaves the machine. Which of a contact's encryption devices a
+room key may go to is decided here too (`admit_devices`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from claudematrix.errors import PolicyRefused
+from claudematrix.ids import UserID
+from claudematrix.store import Device
 from claudematrix.types import Audience, Label
 
-__all__ = ["allows", "check", "opens_up", "AUDIENCES_FOR"]
+__all__ = ["allows", "check", "opens_up", "admit_devices", "AUDIENCES_FOR"]
 
 # label -> audiences it may reach (README, "Privacy modes")
 AUDIENCES_FOR: dict[Label, frozenset[Audience]] = {
@@ -43,3 +48,19 @@ def check(label: Label, audience: Audience, what: str, whom: str) -> None:
         f"a {label.value} label does not reach them (label it {widest} if it may travel that "
         f"far{trust_hint})"
     )
+
+
+def admit_devices(
+    user: UserID, known: Sequence[Device], current: Sequence[tuple[str, str]]
+) -> list[Device]:
+    """Trust on first use. The devices `user` has now, (device id, ed25519 key), decided
+    against what I pinned before: all pinned the first time I meet the user; later, a
+    device I have not seen, or one whose key changed, is held (no room key goes to it)
+    until the person confirms it. Nothing a message says can change this."""
+    pinned = {d.device_id: d.ed25519 for d in known if d.state == "pinned"}
+    first_use = not known
+    decided: list[Device] = []
+    for device_id, key in current:
+        trusted = first_use or pinned.get(device_id) == key
+        decided.append(Device(user, device_id, key, "pinned" if trusted else "held"))
+    return decided

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from mcp.client.session import ClientSession
 
 from claudematrix.homeserver import register_account
 from integration.harness import Who, call, machine_one, mcp_session, new_tag, project_dir
@@ -36,8 +37,11 @@ T = TypeVar("T")
 
 def _person(shared: SharedHomeserver, store: Path) -> Person:
     secret = (shared.home / "homeserver" / "registration_shared_secret").read_text().strip()
-    account = register_account(shared.url, secret, f"person{new_tag()}", secrets.token_urlsafe(16))
-    return Person(shared.url, account.user_id, account.access_token, account.device_id, store)
+    password = secrets.token_urlsafe(16)
+    account = register_account(shared.url, secret, f"person{new_tag()}", password)
+    person = Person(shared.url, account.user_id, account.access_token, account.device_id, store)
+    person.password = password
+    return person
 
 
 def _session(shared: SharedHomeserver, root: Path, trusting: str) -> Who:
@@ -178,3 +182,62 @@ def test_a_lost_device_store_is_told_once_with_the_way_back(
     session.run("inbox")
     log = (session.machine.home / "daemon.log").read_text()
     assert log.count(f"{session.name}: the homeserver refused") == 1, log
+
+
+def test_a_new_device_of_a_known_contact_is_held_until_the_person_confirms_it(
+    shared_homeserver: SharedHomeserver, tmp_path: Path
+) -> None:
+    person = _person(shared_homeserver, tmp_path / "first-device")
+    session = _session(shared_homeserver, tmp_path, person.user_id)
+    first, third = (f"{n} {new_tag()}" for n in ("first", "third"))
+
+    async def send(mcp: ClientSession, text: str) -> str:
+        failed, said = await call(mcp, "send", to=person.user_id, text=text, label="trusted")
+        assert not failed, said
+        return said
+
+    async def scenario() -> None:
+        phone: Person | None = None
+        async with mcp_session(session, tmp_path / "mcp.log") as mcp:
+            assert not (await call(mcp, "whoami"))[0]
+            try:
+                room = await person.open_encrypted_dm(session.user_id)
+                await person.wait_joined(room, session.user_id)
+                assert "Not sent" not in await send(mcp, first)
+                await person.wait_text(first)  # the first device, pinned on first use
+
+                phone = await Person.another_device(
+                    shared_homeserver.url, person.user_id, person.password, tmp_path / "phone"
+                )
+                await phone.sync()  # its keys are on the homeserver now
+                # Until the session's sync has heard of the new device, a send goes to the
+                # pinned one only, as before; then the send says what it held back.
+                deadline, probe = time.monotonic() + 30, 0
+                while f"Not sent to {person.user_id}'s device {phone.device_id}" not in (
+                    said := await send(mcp, f"probe {probe} {first}")
+                ):
+                    assert time.monotonic() < deadline, said
+                    probe += 1
+                    await asyncio.sleep(0.3)
+                await person.wait_text(f"probe {probe} {first}")  # the pinned device reads it
+                await phone.sync_until(lambda: bool(phone.unreadable), "the held message")
+                assert not any(f"probe {probe}" in r[2] for r in phone.received)
+
+                listing = session.run("devices", person.user_id).stdout
+                assert phone.device_id in listing and "HELD" in listing, listing
+                refused = session.run(
+                    "devices", person.user_id, "--confirm", phone.device_id, stdin="n\n"
+                )
+                assert "not confirmed" in refused.stdout
+                assert "HELD" in session.run("devices", person.user_id).stdout
+                session.run("devices", person.user_id, "--confirm", phone.device_id, "--yes")
+                assert "HELD" not in session.run("devices", person.user_id).stdout
+
+                assert "Not sent" not in await send(mcp, third)
+                await phone.wait_text(third)  # confirmed: the new device reads from now on
+            finally:
+                await person.close()
+                if phone is not None:
+                    await phone.close()
+
+    asyncio.run(scenario())

@@ -22,14 +22,32 @@ class Person:
         self.client.restore_login(user_id, device_id, token)
         self.user_id = user_id
         self._first_keys: dict[str, str] = {}
+        self.password = ""
+        self.device_id = device_id
         self.received: list[tuple[str, str, str, bool]] = []  # room, sender, text, decrypted
         self.html: dict[str, str] = {}  # text -> its formatted_body, where it had one
         self.client.add_event_callback(self._on_text, nio.RoomMessageText)
+        self.client.add_event_callback(self._on_undecryptable, nio.MegolmEvent)
+        self.unreadable: list[str] = []  # event ids this device got but could not decrypt
+
+    @classmethod
+    async def another_device(cls, url: str, user_id: str, password: str, store: Path) -> Person:
+        """The same person signing in on another device (a new phone, a reinstall)."""
+        probe = nio.AsyncClient(url, user_id)
+        try:
+            resp = await probe.login(password=password, device_name="second device")
+        finally:
+            await probe.close()
+        assert isinstance(resp, nio.LoginResponse), resp
+        return cls(url, user_id, resp.access_token, resp.device_id, store)
 
     async def _on_text(self, room: nio.MatrixRoom, event: nio.RoomMessageText) -> None:
         self.received.append((room.room_id, event.sender, event.body, bool(event.decrypted)))
         if event.formatted_body:
             self.html[event.body] = event.formatted_body
+
+    async def _on_undecryptable(self, room: nio.MatrixRoom, event: nio.MegolmEvent) -> None:
+        self.unreadable.append(event.event_id)
 
     async def wait_text(self, words: str) -> tuple[str, str, str, bool]:
         def found() -> tuple[str, str, str, bool] | None:

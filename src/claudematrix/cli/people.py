@@ -7,6 +7,8 @@ make these changes by running the CLI itself.
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
 from claudematrix.cli._app import cli, emit_json, json_option, run_as
@@ -16,7 +18,7 @@ from claudematrix.local.untrusted import ID_MAX, NAME_MAX, one_line
 from claudematrix.policy import opens_up
 from claudematrix.render import format_time, request_line
 from claudematrix.service import Service
-from claudematrix.store import Request
+from claudematrix.store import Device, Request
 from claudematrix.types import Label
 
 _yes = click.option(
@@ -59,6 +61,49 @@ def trust(ctx: click.Context, user: str, yes: bool) -> None:
         return f"trusted {await service.trust(user_id, confirmed=True)}"
 
     click.echo(run_as(ctx, action, start_homeserver=True))
+
+
+@cli.command(help="Contacts' encryption devices; confirm a new or changed one with --confirm.")
+@click.argument("user", required=False)
+@click.option("--confirm", "device", help="The held device of USER to send to from now on.")
+@_yes
+@json_option
+@click.pass_context
+def devices(
+    ctx: click.Context, user: str | None, device: str | None, yes: bool, as_json: bool
+) -> None:
+    if device is not None:
+        if user is None:
+            raise click.UsageError("name the user whose device you confirm")
+        user_id = parse_user_id(user.strip())
+
+        async def confirm(service: Service) -> str:
+            question = f"Send encrypted mail to {user_id}'s device {device} from now on?"
+            if not person_confirms(question, yes):
+                return "not confirmed"
+            return f"confirmed {service.confirm_device(user_id, device, confirmed=True)} {device}"
+
+        click.echo(run_as(ctx, confirm))
+        return
+
+    async def listing(service: Service) -> list[Device]:
+        return service.devices(user)
+
+    found = run_as(ctx, listing, refresh=False)
+    if as_json:
+        emit_json([dataclasses.asdict(d) for d in found])
+        return
+    if not found:
+        click.echo("no devices known yet: they are pinned when you first write to someone")
+        return
+    for d in found:
+        note = "" if d.state == "pinned" else "  HELD: new or changed, not sent to (--confirm)"
+        click.echo(f"{d.user_id}  {d.device_id}  {_fingerprint(d.ed25519)}{note}")
+
+
+def _fingerprint(key: str) -> str:
+    """An ed25519 key in groups of four, as Matrix clients show it for comparison."""
+    return " ".join(key[i : i + 4] for i in range(0, len(key), 4))
 
 
 @cli.command(help="Stop trusting a Matrix user.")

@@ -39,6 +39,7 @@ from claudematrix.matrix.crypto import (
     ENCRYPTED_EVENT,
     ENCRYPTION_STATE,
     MEGOLM,
+    Admit,
     Crypto,
     crypto_available,
 )
@@ -121,6 +122,10 @@ def _error(what: str, detail: object, errcode: str | None) -> HomeserverError:
             errcode,
         )
     return homeserver_error(f"{what} failed: {detail} ({errcode or 'no errcode'})", errcode)
+
+
+def _everyone(_user: str, devices: list[tuple[str, str]]) -> set[str]:
+    return {device_id for device_id, _key in devices}
 
 
 def _no_device(user: UserID) -> EncryptionUnavailable:
@@ -500,7 +505,13 @@ class MatrixClient:
         )
         return response
 
-    async def send(self, room: RoomID, content: dict[str, Any], txn_id: str) -> EventID:
+    async def send(
+        self,
+        room: RoomID,
+        content: dict[str, Any],
+        txn_id: str,
+        admit: Admit | None = None,
+    ) -> EventID:
         """Send with a caller-chosen transaction id: a retry with the same id is a no-op.
         Into an encrypted room the message goes encrypted, or not at all."""
         event_type = "m.room.message"
@@ -508,7 +519,9 @@ class MatrixClient:
             if self.crypto is None:
                 raise _no_device(self.user_id)
             members = await self._members_for_keys(room)
-            content = await self.crypto.encrypt(room, event_type, content, members, self._to_device)
+            content = await self.crypto.encrypt(
+                room, event_type, content, members, self._to_device, admit or _everyone
+            )
             event_type = ENCRYPTED_EVENT
         path = f"{_CS}/rooms/{quote(room, safe='')}/send/{event_type}/{quote(txn_id, safe='')}"
         for attempt in range(_SEND_RATE_LIMIT_RETRIES + 1):

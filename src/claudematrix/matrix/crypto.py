@@ -36,6 +36,8 @@ ENCRYPTION_STATE = "m.room.encryption"
 MEGOLM = "m.megolm.v1.aes-sha2"
 # Sends to-device messages of one event type: {user: {device: content}}.
 ToDevice = Callable[[str, dict[str, dict[str, Any]]], Awaitable[None]]
+# Given a user and their devices now [(device id, ed25519)], the device ids a key may go to.
+Admit = Callable[[str, list[tuple[str, str]]], set[str]]
 _PICKLE_KEY = "pickle.key"
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ class Crypto:
         # The devices each room's current outbound key went to: a change means a new key.
         self._key_holders: dict[str, frozenset[tuple[str, str]]] = {}
         self.upload_refused = ""  # why the server refused this device's keys, if it did
+        self.held_back: list[tuple[str, str]] = []  # (user, device) the last key skipped
 
     @classmethod
     def open(cls, client: nio.AsyncClient, directory: Path) -> Crypto:
@@ -122,6 +125,7 @@ class Crypto:
         content: dict[str, Any],
         people: Iterable[str],
         to_device: ToDevice,
+        admit: Admit,
     ) -> dict[str, Any]:
         """The `m.room.encrypted` content for an event in `room_id`, its room key first sent
         to every current device of `members` (a new key whenever those devices change, so
@@ -136,16 +140,35 @@ class Crypto:
         missing = olm.get_missing_sessions(sorted(members))
         if missing:
             await self._nio.keys_claim(missing)
-        holders = frozenset(
-            (user, device.id)
-            for user in members
-            for device in olm.device_store.active_user_devices(user)
-            if not (user == self._nio.user_id and device.id == self._nio.device_id)
-        )
+        holders = frozenset(self._admitted(members, admit))
         if olm.should_share_group_session(room_id) or holders != self._key_holders.get(room_id):
             await self._share_key(room_id, members, to_device)
             self._key_holders[room_id] = holders
         return dict(olm.group_encrypt(room_id, {"type": event_type, "content": content}))
+
+    def _admitted(self, members: set[str], admit: Admit) -> set[tuple[str, str]]:
+        """The devices a room key may go to; the others are kept out (nio's blacklist, which
+        the key sharing skips) and listed in `held_back`."""
+        olm = self._olm
+        admitted: set[tuple[str, str]] = set()
+        self.held_back = []
+        for user in sorted(members):
+            devices = [
+                d
+                for d in olm.device_store.active_user_devices(user)
+                if not (user == self._nio.user_id and d.id == self._nio.device_id)
+            ]
+            allowed = admit(user, [(d.id, d.ed25519) for d in devices]) if devices else set()
+            for device in devices:
+                if device.id in allowed:
+                    admitted.add((user, device.id))
+                    if olm.is_device_blacklisted(device):
+                        olm.unblacklist_device(device)
+                else:
+                    self.held_back.append((user, device.id))
+                    if not olm.is_device_blacklisted(device):
+                        olm.blacklist_device(device)
+        return admitted
 
     async def _share_key(self, room_id: str, members: set[str], to_device: ToDevice) -> None:
         olm = self._olm

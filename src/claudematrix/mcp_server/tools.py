@@ -71,9 +71,14 @@ async def send(
         reply_to=reply_to.lstrip("#") if reply_to else None,
         call_key=call_key,
     )
+    held = s.held_back.pop(sent.event_id, [])
     return (
         f"Sent #{sent.local_id} to {sent.recipient} ({s.where(sent).value}), "
         f"label {sent.label.value}, event {sent.event_id}"
+    ) + "".join(
+        f"\nNot sent to {user}'s device {device}: it is new or its keys changed since it was "
+        f"pinned. Only the person can confirm it: `claudematrix devices {user}`."
+        for user, device in held
     )
 
 

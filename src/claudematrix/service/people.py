@@ -106,6 +106,19 @@ class People:
         await existing_user(self.service.config, self.service.require_client(), user_id)
         return user_id
 
+    def confirm_device(self, user: str, device_id: str, *, confirmed: bool) -> UserID:
+        """The person vouches for a contact's held (new or changed) device: room keys go to
+        it from the next message on."""
+        if not confirmed:
+            raise _person_only(f"confirming {user}'s device {device_id}", f"devices {user}")
+        user_id = parse_user_id(user.strip())
+        if not self.service.store.confirm_device(user_id, device_id):
+            raise InvalidInput(
+                f"{user_id} has no held device {device_id}: `claudematrix devices {user_id}` "
+                "lists the ones waiting for you"
+            )
+        return user_id
+
     async def trust(self, user: str, *, confirmed: bool) -> UserID:
         if not confirmed:
             raise _person_only(f"trusting {user}", f"trust {user}")

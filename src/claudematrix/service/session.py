@@ -28,7 +28,7 @@ from claudematrix.errors import (
     UnknownRecipient,
 )
 from claudematrix.identity import OWNER, Identity
-from claudematrix.ids import RoomAlias, RoomID, UserID
+from claudematrix.ids import EventID, RoomAlias, RoomID, UserID, parse_user_id
 from claudematrix.local import layout
 from claudematrix.local.untrusted import SUBJECT_MAX, unsafe_characters
 from claudematrix.locks import FileLock
@@ -59,7 +59,7 @@ from claudematrix.service.people import Accepted, People
 from claudematrix.service.recipients import existing_user, parse_target
 from claudematrix.service.task_clock import every_period
 from claudematrix.session_env import SessionEnv
-from claudematrix.store import Person, Request, RoomRecord, Store, SyncBatch
+from claudematrix.store import Device, Person, Request, RoomRecord, Store, SyncBatch
 from claudematrix.types import MAX_MESSAGE_BYTES, Audience, Contact, Direction, Label, Message
 from claudematrix.workspace import Workspace, detect_workspace
 
@@ -125,6 +125,8 @@ class Service:
         self._owner: UserID | None = None
         self._owner_next_look = 0.0
         self._sync_lock = FileLock(self.dir / layout.SYNC_LOCK)
+        # A sent message's room key skipped these held devices: (user, device), by event.
+        self.held_back: dict[EventID, list[tuple[str, str]]] = {}
         self.directory = Directory(
             config,
             identity,
@@ -623,7 +625,7 @@ class Service:
         if client.crypto is None and self.try_own_sync():  # the device is the sync owner's
             client.open_device(self.dir / layout.CRYPTO_DIR)
         try:
-            event_id = await client.send(room, content, txn)
+            event_id = await client.send(room, content, txn, self._admit)
         except HomeserverUnavailable as exc:
             raise HomeserverUnavailable(
                 f"{exc} (the message is queued and goes out with the next claudematrix "
@@ -647,7 +649,20 @@ class Service:
             read=True,
         )
         self.store.outbox_done(txn, message)
+        if client.crypto is not None and client.crypto.held_back:
+            self.held_back[event_id] = list(client.crypto.held_back)
         return self.store.message(event_id)
+
+    def _admit(self, user: str, current: list[tuple[str, str]]) -> set[str]:
+        decided = policy.admit_devices(UserID(user), self.store.devices(UserID(user)), current)
+        self.store.note_devices(decided)
+        return {d.device_id for d in decided if d.state == "pinned"}
+
+    def devices(self, user: str | None = None) -> list[Device]:
+        return self.store.devices(parse_user_id(user.strip()) if user else None)
+
+    def confirm_device(self, user: str, device_id: str, *, confirmed: bool) -> UserID:
+        return self.people.confirm_device(user, device_id, confirmed=confirmed)
 
     async def flush_outbox(self) -> int:
         """Send what an earlier run queued; one refused message never blocks the others."""

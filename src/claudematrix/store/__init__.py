@@ -1,6 +1,13 @@
 """The local store: one SQLite database per identity, the only thing hooks ever read."""
 
-from claudematrix.store._directory import Membership, Person, Presence, Profile, Request
+from claudematrix.store._directory import (
+    Device,
+    Membership,
+    Person,
+    Presence,
+    Profile,
+    Request,
+)
 from claudematrix.store._store import RoomRecord, Store, SyncBatch
 
 __all__ = [
@@ -12,4 +19,5 @@ __all__ = [
     "Profile",
     "Presence",
     "Request",
+    "Device",
 ]

@@ -12,7 +12,15 @@ from typing import Any
 
 from claudematrix.ids import RoomID, UserID
 
-__all__ = ["DirectoryTables", "Person", "Membership", "Profile", "Presence", "Request"]
+__all__ = [
+    "DirectoryTables",
+    "Person",
+    "Membership",
+    "Profile",
+    "Presence",
+    "Request",
+    "Device",
+]
 
 
 def _now_ms() -> int:
@@ -70,6 +78,17 @@ class Request:
 
 
 _LOOKUP_CHUNK = 500  # bound variables per query, well under SQLite's limit
+
+
+@dataclass(frozen=True)
+class Device:
+    """A contact's encryption device as I know it: pinned (sent to) or held (new or changed
+    since I pinned, not sent to until the person confirms it)."""
+
+    user_id: UserID
+    device_id: str
+    ed25519: str
+    state: str  # "pinned" | "held"
 
 
 class DirectoryTables:
@@ -257,3 +276,32 @@ class DirectoryTables:
             )
         else:
             self._conn.execute("DELETE FROM accepted WHERE user_id = ?", (user_id,))
+
+    # --- contacts' encryption devices (pinned on first use) --------------------------------
+
+    def devices(self, user_id: UserID | None = None) -> list[Device]:
+        query = "SELECT user_id, device_id, ed25519, state FROM devices"
+        args: tuple[str, ...] = ()
+        if user_id is not None:
+            query += " WHERE user_id = ?"
+            args = (user_id,)
+        rows = self._conn.execute(query + " ORDER BY user_id, seen_ts", args).fetchall()
+        return [Device(UserID(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+
+    def note_devices(self, found: Sequence[Device]) -> None:
+        """Record devices as decided (a held one keeps the key it was held with)."""
+        self._conn.executemany(
+            "INSERT INTO devices (user_id, device_id, ed25519, state, seen_ts) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, device_id) DO UPDATE SET "
+            "ed25519 = excluded.ed25519, state = excluded.state",
+            [(d.user_id, d.device_id, d.ed25519, d.state, _now_ms()) for d in found],
+        )
+
+    def confirm_device(self, user_id: UserID, device_id: str) -> bool:
+        """The person confirmed a held device: pinned from now on. False if none was held."""
+        cursor = self._conn.execute(
+            "UPDATE devices SET state = 'pinned' WHERE user_id = ? AND device_id = ? "
+            "AND state = 'held'",
+            (user_id, device_id),
+        )
+        return cursor.rowcount > 0

@@ -146,6 +146,17 @@ MIGRATIONS: list[str] = [
         VALUES (new.id, new.subject, new.body, new.sender_name);
     END;
     """,
+    # 5: contacts' encryption devices, pinned on first use; a new or changed one is held
+    """
+    CREATE TABLE devices (
+        user_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        ed25519 TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pinned', 'held')),
+        seen_ts INTEGER NOT NULL,
+        PRIMARY KEY (user_id, device_id)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
