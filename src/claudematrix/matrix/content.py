@@ -137,6 +137,28 @@ def message_from_event(
     relates = content.get("m.relates_to") or {}
     reply = relates.get("m.in_reply_to", {}) if isinstance(relates, dict) else {}
     reply_to = reply.get("event_id") if isinstance(reply, dict) else None
+    return _message(
+        event,
+        room_id,
+        me,
+        sender_name,
+        peer,
+        (subject, text, label),
+        EventID(reply_to) if isinstance(reply_to, str) else None,
+    )
+
+
+def _message(
+    event: dict[str, Any],
+    room_id: RoomID,
+    me: UserID,
+    sender_name: str,
+    peer: UserID | None,
+    fields: tuple[str, str, Label],
+    reply_to: EventID | None = None,
+) -> Message:
+    """A room event (with an event id) as a Message: mine go out to the peer."""
+    subject, body, label = fields
     sender = UserID(str(event.get("sender", "")))
     outgoing = sender == me
     return Message(
@@ -146,10 +168,10 @@ def message_from_event(
         sender_name=sender_name,
         direction=Direction.OUT if outgoing else Direction.IN,
         subject=subject,
-        body=text,
+        body=body,
         label=label,
         origin_ts=int(event.get("origin_server_ts", 0)),
-        reply_to=EventID(reply_to) if isinstance(reply_to, str) else None,
+        reply_to=reply_to,
         recipient=peer if outgoing else me,
     )
 
@@ -173,20 +195,9 @@ def unreadable_message(
     """What stands in for an encrypted event we cannot decrypt yet: never dropped unseen."""
     if "event_id" not in event:
         return None
-    sender = UserID(str(event.get("sender", "")))
-    outgoing = sender == me
-    return Message(
-        event_id=EventID(str(event["event_id"])),
-        room_id=room_id,
-        sender=sender,
-        sender_name=sender_name,
-        direction=Direction.OUT if outgoing else Direction.IN,
-        subject=UNREADABLE_SUBJECT,
-        body=UNREADABLE_BODY,
-        label=Label.SECRET,  # nothing of it may travel further
-        origin_ts=int(event.get("origin_server_ts", 0)),
-        recipient=peer if outgoing else me,
-    )
+    # Label secret: nothing of it may travel further.
+    fields = (UNREADABLE_SUBJECT, UNREADABLE_BODY, Label.SECRET)
+    return _message(event, room_id, me, sender_name, peer, fields)
 
 
 def content_size(content: dict[str, Any]) -> int:
