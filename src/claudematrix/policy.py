@@ -51,14 +51,21 @@ def check(label: Label, audience: Audience, what: str, whom: str) -> None:
 
 
 def admit_devices(
-    user: UserID, known: Sequence[Device], current: Sequence[tuple[str, str]]
+    user: UserID,
+    known: Sequence[Device],
+    current: Sequence[tuple[str, str]],
+    *,
+    same_machine: bool = False,
 ) -> list[Device]:
     """Trust on first use. The devices `user` has now, (device id, ed25519 key), decided
     against what I pinned before: all pinned the first time I meet the user; later, a
     device I have not seen, or one whose key changed, is held (no room key goes to it)
-    until the person confirms it. Nothing a message says can change this."""
+    until the person confirms it. A session of this machine (proven by the lobby, not the
+    owner, whose devices are a person's) is pinned as it is: its accounts live in this
+    state dir, the trust root of every session here, and `recover` gives one a new device.
+    Nothing a message says can change this."""
     pinned = {d.device_id: d.ed25519 for d in known if d.state == "pinned"}
-    first_use = not known
+    first_use = not known or same_machine
     decided: list[Device] = []
     for device_id, key in current:
         trusted = first_use or pinned.get(device_id) == key

@@ -18,6 +18,9 @@ import pytest
 
 from claudematrix import policy
 from claudematrix.errors import ClaudeMatrixError, PolicyRefused
+from claudematrix.ids import UserID
+from claudematrix.policy import admit_devices
+from claudematrix.store import Device
 from claudematrix.types import Audience, Label
 
 CELLS: list[tuple[Label, Audience, bool]] = [
@@ -133,3 +136,32 @@ OPENNESS = [Label.SECRET, Label.PRIVATE, Label.TRUSTED, Label.PUBLIC]
 def test_opening_up_is_moving_to_a_label_that_reaches_more(old: Label, new: Label) -> None:
     """What needs the person's confirmation: a mode change that lets more people see."""
     assert policy.opens_up(old, new) is (OPENNESS.index(new) > OPENNESS.index(old))
+
+
+# --- which of a contact's devices a room key may go to ---------------------------------------
+
+ALICE = UserID("@alice:example.org")
+
+
+def _states(decided: list[Device]) -> dict[str, str]:
+    return {d.device_id: d.state for d in decided}
+
+
+def test_devices_are_pinned_the_first_time_a_contact_is_met() -> None:
+    decided = admit_devices(ALICE, [], [("PHONE", "k1"), ("LAPTOP", "k2")])
+    assert _states(decided) == {"PHONE": "pinned", "LAPTOP": "pinned"}
+
+
+def test_a_new_device_or_a_changed_key_is_held_until_confirmed() -> None:
+    known = [Device(ALICE, "PHONE", "k1", "pinned"), Device(ALICE, "LAPTOP", "k2", "pinned")]
+    decided = admit_devices(ALICE, known, [("PHONE", "k1"), ("LAPTOP", "evil"), ("NEW", "k3")])
+    assert _states(decided) == {"PHONE": "pinned", "LAPTOP": "held", "NEW": "held"}
+    # still held next time: nothing but the person's confirmation lets it in
+    again = admit_devices(ALICE, decided, [("PHONE", "k1"), ("NEW", "k3")])
+    assert _states(again) == {"PHONE": "pinned", "NEW": "held"}
+
+
+def test_a_session_of_this_machine_is_pinned_as_it_is() -> None:
+    known = [Device(ALICE, "OLD", "k1", "pinned")]
+    decided = admit_devices(ALICE, known, [("RECOVERED", "k9")], same_machine=True)
+    assert _states(decided) == {"RECOVERED": "pinned"}

@@ -654,7 +654,9 @@ class Service:
         return self.store.message(event_id)
 
     def _admit(self, user: str, current: list[tuple[str, str]]) -> set[str]:
-        decided = policy.admit_devices(UserID(user), self.store.devices(UserID(user)), current)
+        who = UserID(user)
+        local = self.directory.proven_audience_of(who) in (Audience.PROJECT, Audience.MACHINE)
+        decided = policy.admit_devices(who, self.store.devices(who), current, same_machine=local)
         self.store.note_devices(decided)
         return {d.device_id for d in decided if d.state == "pinned"}
 
