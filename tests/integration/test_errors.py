@@ -141,6 +141,7 @@ def test_oversize_message_is_refused_and_nothing_is_sent(cli: Cli, pair: Pair) -
 
 def test_a_message_under_the_limit_is_delivered(cli: Cli, pair: Pair) -> None:
     a, _a_id, b, _b_id = pair
+    cli.ok("inbox", as_=b)  # b's first sync publishes its device: a's DM to it is encrypted
     # Just under the advertised limit of an encrypted room, which a DM between two sessions
     # is: it must really fit once encrypted.
     text = "y" * (44 * 1024)
@@ -151,6 +152,7 @@ def test_a_message_under_the_limit_is_delivered(cli: Cli, pair: Pair) -> None:
 
 def test_over_the_encrypted_limit_is_refused_in_one_line(cli: Cli, pair: Pair) -> None:
     a, _a_id, b, _b_id = pair
+    cli.ok("inbox", as_=b)  # b's first sync publishes its device: a's DM to it is encrypted
     line = cli.fails("send", b, "--stdin", "--subject", "big", as_=a, stdin="y" * (50 * 1024))
     assert "45 KiB in an end-to-end encrypted room" in line and "split" in line
     assert received(cli, b) == []

@@ -71,6 +71,8 @@ def test_send_table_every_label_to_every_audience(m1: Machine, m2: Machine, tmp_
     friend.start()  # the first on machine 2 makes its machine account and lobby
     start_all(peer, other, owner, stranger)
     owner.inbox()  # the owner may be older than me: let it see me arrive
+    for who in (peer, other, friend, stranger):
+        who.inbox()  # a first sync publishes each one's device: my DMs to them are encrypted
 
     # The trusted remote: I trust them (person-confirmed), and they trust me back, so their
     # side joins my DM instead of holding it as a request.
