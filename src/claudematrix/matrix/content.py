@@ -179,8 +179,7 @@ def _message(
 UNREADABLE_SUBJECT = "encrypted message, not readable yet"
 UNREADABLE_BODY = (
     "This message came end-to-end encrypted and its key has not reached this session yet. "
-    "It is kept, and shown in full here as soon as the key arrives (the sender's client "
-    "sends it, or answers the request for it)."
+    "It is kept, and shown in full here as soon as the sender's client sends the key."
 )
 
 
