@@ -249,5 +249,4 @@ class Crypto:
         decrypted["event_id"] = event.get("event_id")
         decrypted["sender"] = event.get("sender")
         decrypted["origin_server_ts"] = event.get("origin_server_ts")
-        decrypted["_verified"] = bool(getattr(plain, "verified", False))
         return decrypted

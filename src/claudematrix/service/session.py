@@ -589,11 +589,10 @@ class Service:
     def _people_read(self, room: RoomID, peer: UserID | None) -> bool:
         """Whether a person (in a Matrix client, not a session) reads what goes to `peer`
         or into `room`: the owner, or anyone who publishes no ClaudeMatrix profile."""
-        sessions = set(self.store.profiles())
-        owner = self._owner_user()
         me = self.creds.user_id if self.creds else None
         readers = {peer} if peer is not None else set(self.store.members(room)) - {me}
-        return any(user == owner or user not in sessions for user in readers)
+        owner = self._owner_user()
+        return owner in readers or bool(readers - self.store.publishers(readers))
 
     async def _enter_room(
         self, room: RoomID | None, alias: str | None, name: str, label: Label

@@ -189,6 +189,16 @@ class DirectoryTables:
                     names[UserID(user)] = str(name)
         return published, names
 
+    def publishers(self, users: Collection[UserID]) -> set[UserID]:
+        """Which of `users` publish a ClaudeMatrix profile (sessions do; people do not)."""
+        if not users:
+            return set()
+        marks = ",".join("?" * len(users))
+        rows = self._conn.execute(
+            f"SELECT DISTINCT user_id FROM profiles WHERE user_id IN ({marks})", tuple(users)
+        ).fetchall()
+        return {UserID(r[0]) for r in rows}
+
     def profiles(self) -> dict[UserID, Profile]:
         rows = self._conn.execute(
             "SELECT user_id, room_id, content, updated_ts FROM profiles"
