@@ -8,6 +8,7 @@ through the real `claudematrix` CLI, which goes through the machine's daemon.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import shutil
@@ -15,10 +16,11 @@ import signal
 import sqlite3
 import stat
 import time
+import urllib.request
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from mcp.client.session import ClientSession
@@ -162,26 +164,65 @@ def test_an_encrypted_message_whose_key_comes_late_is_kept_then_shown(
     asyncio.run(scenario())
 
 
-def test_a_lost_device_store_is_told_once_with_the_way_back(
+def test_a_lost_device_store_gives_a_new_device_with_the_same_matrix_id(
     shared_homeserver: SharedHomeserver, tmp_path: Path
 ) -> None:
-    session = Who(machine_one(shared_homeserver), f"enc{new_tag()}", project_dir(tmp_path, "p"))
-    session.start()
+    person = _person(shared_homeserver, tmp_path / "person-store")
+    session = _session(shared_homeserver, tmp_path, person.user_id)
     session.run("inbox")
-    assert list((session.dir / "crypto").glob("*.db"))  # its device was made and published
+    before = session.json("whoami")
+    old_device = json.loads((session.dir / "account.json").read_text())["device_id"]
+    assert before["device"] and list((session.dir / "crypto").glob("*.db"))
     shutil.rmtree(session.dir / "crypto")
 
-    session.run("inbox")  # the daemon opens a new device store; the server refuses its keys
-    problem = str(session.json("whoami")["device_problem"])
-    assert "refused" in problem and "recover" in problem and "account.json" in problem
-    assert "PROBLEM" in session.run("status").stdout
+    session.run("inbox")  # the server refuses the new store's keys: a new device is made
+    after = session.json("whoami")
+    account = json.loads((session.dir / "account.json").read_text())
+    assert after["user_id"] == before["user_id"] and account["device_id"] != old_device
+    assert after["device"] and after["device"] != before["device"]
+    assert not after["device_problem"]
+    assert "new encryption device" in after["device_notice"]
+    assert "cannot be read" in after["device_notice"]
+    assert "note: new encryption device" in session.run("status").stdout
+    assert [p.name for p in (session.dir / "crypto").glob("*.db")] == [
+        f"{after['user_id']}_{account['device_id']}.db"
+    ]
 
-    # Told once, not asked again after every sync.
-    log = (session.machine.home / "daemon.log").read_text()
-    assert log.count(f"{session.name}: the homeserver refused") == 1, log
+    # The old device is gone from the homeserver: nobody encrypts for lost keys.
+    devices = _get(shared_homeserver.url, "/devices", account["access_token"])["devices"]
+    assert [d["device_id"] for d in devices] == [account["device_id"]]
+
+    # Told once, not again after every sync.
     session.run("inbox")
     log = (session.machine.home / "daemon.log").read_text()
-    assert log.count(f"{session.name}: the homeserver refused") == 1, log
+    assert log.count(f"{session.name}: new encryption device") == 1, log
+
+    words = f"to the new device {new_tag()}"
+
+    async def scenario() -> None:
+        async with mcp_session(session, tmp_path / "mcp.log") as mcp:
+            assert not (await call(mcp, "whoami"))[0]
+            try:
+                room = await person.open_encrypted_dm(session.user_id)
+                await person.wait_joined(room, session.user_id)
+                await person.send_text(room, words)
+                rows = await _until(
+                    "the message to the new device", lambda: _rows_with(session, words)
+                )
+                failed, text = await call(mcp, "read", id=str(rows[0][0]))
+                assert not failed and words in text, text
+            finally:
+                await person.close()
+
+    asyncio.run(scenario())
+
+
+def _get(url: str, path: str, token: str) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{url}/_matrix/client/v3{path}", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return dict(json.load(resp))
 
 
 def test_a_new_device_of_a_known_contact_is_held_until_the_person_confirms_it(

@@ -179,6 +179,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"encryption: PROBLEM: {me.device_problem}")
     elif me.device:
         click.echo(f"encryption: on, this session's device key {me.device}")
+    if me.device_notice and not me.device_problem:
+        click.echo(f"encryption: note: {me.device_notice}")
     click.echo("")
     click.echo("Follow and join the conversations from any Matrix client (e.g. Element):")
     click.echo(f"  homeserver URL: {config.homeserver_url}")

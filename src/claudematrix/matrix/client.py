@@ -7,6 +7,7 @@ default; this wrapper turns both into ClaudeMatrixError subclasses with a next s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -173,6 +174,12 @@ class MatrixClient:
         if self.crypto is None and crypto_available():
             self.crypto = Crypto.open(self._nio, directory)
         return self.crypto
+
+    async def log_out(self) -> None:
+        """End this login: the homeserver deletes its device and that device's keys, so
+        nobody encrypts for it any more. Best effort: a device that stays is only unused."""
+        with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError, TimeoutError):
+            await self._nio.logout()
 
     async def close(self) -> None:
         if self.crypto is not None:

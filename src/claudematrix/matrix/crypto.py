@@ -105,6 +105,14 @@ class Crypto:
         if store is not None and getattr(store, "database", None) is not None:
             store.database.close()
 
+    def discard(self) -> None:
+        """Close and delete this device's store: for a device that was replaced (its keys
+        on the homeserver were another store's, lost), so nothing can read with it."""
+        path = getattr(self._nio.store, "database_path", None)
+        self.close()
+        if path:
+            Path(path).unlink(missing_ok=True)
+
     # --- which rooms are encrypted (kept in the device's store) ---------------------------
 
     def is_encrypted(self, room_id: str) -> bool:

@@ -42,6 +42,7 @@ async def whoami(s: Service) -> str:
         f"Project: {me.project} (branch {me.branch or '-'}) on {me.host}\n"
         f"Homeserver: {me.homeserver}\nUnread ClaudeMatrix messages: {s.unread_count()}"
         + (f"\nEncryption problem: {me.device_problem}" if me.device_problem else "")
+        + (f"\nEncryption note: {me.device_notice}" if me.device_notice else "")
     )
 
 

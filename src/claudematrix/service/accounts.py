@@ -10,7 +10,7 @@ from pathlib import Path
 
 from claudematrix import homeserver
 from claudematrix.config import Config
-from claudematrix.errors import ConfigError, StateCorrupt, UserInUse
+from claudematrix.errors import ConfigError, HomeserverError, StateCorrupt, UserInUse
 from claudematrix.identity import ADMIN_SLUG
 from claudematrix.ids import UserID, server_name
 from claudematrix.local import layout
@@ -28,6 +28,7 @@ __all__ = [
     "can_administer",
     "admin_credentials",
     "recover_account",
+    "log_in_on_new_device",
 ]
 
 
@@ -212,3 +213,18 @@ async def recover_account(config: Config, slug: str, user: str) -> SessionCreden
     creds = await MatrixClient.login(config.homeserver_url, user_id, password, _device())
     save_account(slug, creds, password)
     return creds
+
+
+async def log_in_on_new_device(config: Config, slug: str, user: UserID) -> SessionCredentials:
+    """A new login (so a new device) for an identity whose device keys were lost, with its
+    stored password, or one the admin API sets where that password no longer works."""
+    password = stored_password(slug)
+    if password:
+        try:
+            creds = await MatrixClient.login(config.homeserver_url, user, password, _device())
+        except HomeserverError:
+            pass  # changed since (e.g. the person's `password`): the admin way below
+        else:
+            save_account(slug, creds, password)
+            return creds
+    return await recover_account(config, slug, user)

@@ -48,6 +48,7 @@ from claudematrix.service.accounts import (
     account_path,
     ensure_account,
     load_account,
+    log_in_on_new_device,
     recover_account,
     remember_password,
     stored_password,
@@ -73,6 +74,7 @@ _OWNER_LOOK_S = 5.0
 _LONG_POLL_MS = 120_000
 _DEVICE_KEY = "device_ed25519"
 _DEVICE_PROBLEM = "device_problem"
+_DEVICE_NOTICE = "device_notice"
 # An idle presence loop sleeps until its heartbeat, looking at the rooms it publishes into
 # at least this often (each wake-up of each identity costs the daemon), and sooner after a
 # failure. The hooks' task file is looked at by the process's one clock (task_clock.py).
@@ -98,6 +100,7 @@ class WhoAmI:
     # This identity's encryption device: its ed25519 fingerprint, or why it cannot be used.
     device: str = ""
     device_problem: str = ""
+    device_notice: str = ""  # what a new device (made when the old one's keys were lost) means
 
 
 class Service:
@@ -297,7 +300,8 @@ class Service:
             held += outcome.held
         if new or held:
             self.signal_new_mail(max(new, default=0))
-        self._note_device(client)
+        await self._replace_lost_device(client)
+        self._note_device(self.require_client())
         return new
 
     async def _publish_device(self, client: MatrixClient) -> None:
@@ -306,7 +310,40 @@ class Service:
         costs a new session about 0.4 s; its first sync publishes them right after.)"""
         if client.crypto is not None and not self.store.setting(_DEVICE_KEY):
             await client.crypto.maintain()
-            self._note_device(client)
+            await self._replace_lost_device(client)
+            self._note_device(self.require_client())
+
+    async def _replace_lost_device(self, client: MatrixClient) -> None:
+        """The homeserver refused this device's keys: it holds other keys for the same
+        device, whose store was lost. Log in again on a new device, with the same Matrix ID,
+        drop the old one (nobody should encrypt for keys nobody has) and say what that
+        means. Where no new login can be had, `_note_device` tells the way back."""
+        if client.crypto is None or not client.crypto.upload_refused:
+            return
+        user = client.user_id
+        try:
+            creds = await log_in_on_new_device(self.config, self.identity.slug, user)
+        except ClaudeMatrixError as exc:
+            self.progress(f"claudematrix: {self.identity.name}: no new device: {exc}")
+            return
+        fresh = MatrixClient(creds)
+        fresh.open_device(self.dir / layout.CRYPTO_DIR)
+        self._creds, self.client = creds, fresh
+        await client.log_out()
+        if client.crypto is not None:
+            client.crypto.discard()
+            client.crypto = None
+        await client.close()
+        if fresh.crypto is not None:
+            await fresh.crypto.maintain()
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime())
+        notice = (
+            f"new encryption device {creds.device_id} since {when}, same Matrix ID: the old "
+            "device's keys were lost, so encrypted mail sent before then cannot be read "
+            "here; people who confirmed the old device see a new one to confirm"
+        )
+        self.store.set_setting(_DEVICE_NOTICE, notice)
+        self.progress(f"claudematrix: {self.identity.name}: {notice}")
 
     def _note_device(self, client: MatrixClient) -> None:
         """Keep what whoami and status say about the device current, and tell the person
@@ -724,6 +761,7 @@ class Service:
             host=self.workspace.host,
             device=self.store.setting(_DEVICE_KEY) or "",
             device_problem=self.store.setting(_DEVICE_PROBLEM) or "",
+            device_notice=self.store.setting(_DEVICE_NOTICE) or "",
         )
 
     def unread_count(self) -> int:
