@@ -99,6 +99,11 @@ def test_an_encrypted_message_from_a_persons_client_is_read_by_the_session(
                 assert markdown in body  # the exact text, and beside it HTML for the client
                 assert "<li><strong>one</strong></li>" in person.html[body]
 
+                # As newer clients send it: no deprecated sender key or device id.
+                modern = f"without the deprecated fields {new_tag()}"
+                await person.send_text_without_deprecated_fields(room, modern)
+                await _until("the message without them", lambda: _rows_with(session, modern))
+
                 # kill -9 of the daemon: the shim starts a new one, which opens the same
                 # device from its store and reads what comes next.
                 for pid in daemon_pids(session.machine.home):
@@ -158,6 +163,37 @@ def test_an_encrypted_message_whose_key_comes_late_is_kept_then_shown(
                 await person.close()
             assert [(r[0], r[1]) for r in rows] == [(kept[0][0], event_id)]  # same message
             assert session.rows("SELECT count(*) FROM undecrypted") == [(0,)]
+            failed, text = await call(mcp, "read", id=str(rows[0][0]))
+            assert not failed and words in text, text
+
+    asyncio.run(scenario())
+
+
+def test_a_message_whose_key_never_came_is_opened_by_asking_the_senders_devices(
+    shared_homeserver: SharedHomeserver, tmp_path: Path
+) -> None:
+    person = _person(shared_homeserver, tmp_path / "person-store")
+    session = _session(shared_homeserver, tmp_path, person.user_id)
+    words = f"key asked for {new_tag()}"
+
+    async def scenario() -> None:
+        async with mcp_session(session, tmp_path / "mcp.log") as mcp:
+            assert not (await call(mcp, "whoami"))[0]
+            try:
+                room = await person.open_encrypted_dm(session.user_id)
+                await person.wait_joined(room, session.user_id)
+                event_id = await person.send_text_withholding_key(room, words)
+                await person.sync_until(lambda: bool(person.key_requests), "a key request")
+                request = person.key_requests[0]
+                assert (request.sender, request.room_id) == (session.user_id, room)
+                kept = session.rows("SELECT id FROM messages WHERE event_id = ?", event_id)
+                assert kept and not _rows_with(session, words)
+
+                await person.forward_requested_keys()  # the sender's device answers
+                rows = await _until("the key asked for", lambda: _rows_with(session, words))
+            finally:
+                await person.close()
+            assert [(r[0], r[1]) for r in rows] == [(kept[0][0], event_id)]
             failed, text = await call(mcp, "read", id=str(rows[0][0]))
             assert not failed and words in text, text
 

@@ -29,6 +29,7 @@ class Person:
         self.client.add_event_callback(self._on_text, nio.RoomMessageText)
         self.client.add_event_callback(self._on_undecryptable, nio.MegolmEvent)
         self.unreadable: list[str] = []  # event ids this device got but could not decrypt
+        self.key_requests: list[nio.RoomKeyRequest] = []  # from other people's devices
 
     @classmethod
     async def another_device(cls, url: str, user_id: str, password: str, store: Path) -> Person:
@@ -49,6 +50,25 @@ class Person:
     async def _on_undecryptable(self, room: nio.MatrixRoom, event: nio.MegolmEvent) -> None:
         self.unreadable.append(event.event_id)
 
+    async def forward_requested_keys(self) -> None:
+        """Answer other people's key requests with the room key, as a client answers a
+        device it means to share with (nio itself answers only its own user's devices)."""
+        olm = self.client.olm
+        for request in self.key_requests:
+            group = olm.inbound_group_store.get(
+                request.room_id, request.sender_key, request.session_id
+            )
+            assert group is not None, "asked for a key this device never made"
+            olm.users_for_key_query.add(request.sender)
+            await self.client.keys_query()
+            device = olm.device_store[request.sender][request.requesting_device_id]
+            if olm.session_store.get(device.curve25519) is None:
+                await self.client.keys_claim({request.sender: [device.id]})
+            session = olm.session_store.get(device.curve25519)
+            forward = olm._encrypt_forwarding_key(request.room_id, group, session, device)
+            resp = await self.client.to_device(forward)
+            assert isinstance(resp, nio.ToDeviceResponse), resp
+
     async def wait_text(self, words: str) -> tuple[str, str, str, bool]:
         def found() -> tuple[str, str, str, bool] | None:
             return next((r for r in self.received if words in r[2]), None)
@@ -64,6 +84,11 @@ class Person:
     async def sync(self, timeout_ms: int = 0) -> None:
         resp = await self.client.sync(timeout=timeout_ms, full_state=self.client.next_batch is None)
         assert isinstance(resp, nio.SyncResponse), resp
+        self.key_requests += [  # nio keeps these from its callbacks
+            e
+            for e in resp.to_device_events
+            if isinstance(e, nio.RoomKeyRequest) and e.sender != self.user_id
+        ]
         if self.client.should_upload_keys:
             await self.client.keys_upload()
         if self.client.should_query_keys:
@@ -113,6 +138,28 @@ class Person:
         )
         assert isinstance(resp, nio.RoomSendResponse), resp
         return str(resp.event_id)
+
+    async def send_text_without_deprecated_fields(self, room: str, text: str) -> str:
+        """Encrypted as newer clients send it: no `sender_key` or `device_id` beside the
+        ciphertext (deprecated since Matrix 1.3)."""
+        await self.share_key_if_needed(room)
+        payload = self.client.olm.group_encrypt(
+            room, {"type": "m.room.message", "content": {"msgtype": "m.text", "body": text}}
+        )
+        payload = {k: v for k, v in payload.items() if k not in ("sender_key", "device_id")}
+        method, path, data = nio.Api.room_send(
+            self.client.access_token, room, "m.room.encrypted", payload, uuid.uuid4()
+        )
+        resp = await self.client._send(nio.RoomSendResponse, method, path, data, (room,))
+        assert isinstance(resp, nio.RoomSendResponse), resp
+        return str(resp.event_id)
+
+    async def share_key_if_needed(self, room: str) -> None:
+        await self.client.joined_members(room)
+        if self.client.should_query_keys:
+            await self.client.keys_query()
+        if self.client.olm.should_share_group_session(room):
+            await self.client.share_group_session(room, ignore_unverified_devices=True)
 
     async def send_text_withholding_key(self, room: str, text: str) -> str:
         """Encrypted with a room key nobody has been given yet (a key that arrives late)."""

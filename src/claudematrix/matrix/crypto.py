@@ -74,6 +74,7 @@ class Crypto:
         self._key_holders: dict[str, frozenset[tuple[str, str]]] = {}
         self.upload_refused = ""  # why the server refused this device's keys, if it did
         self.held_back: list[tuple[str, str]] = []  # (user, device) the last key skipped
+        self._asked: set[str] = set()  # room keys asked for by this process
 
     @classmethod
     def open(cls, client: nio.AsyncClient, directory: Path) -> Crypto:
@@ -89,7 +90,9 @@ class Crypto:
         client.store_path = str(directory)
         client.load_store()
         _private(directory)
-        return cls(client, directory)
+        crypto = cls(client, directory)
+        crypto._accept_answers_to_key_requests()
+        return crypto
 
     @property
     def _olm(self) -> Any:
@@ -233,19 +236,62 @@ class Crypto:
                     self.upload_refused = str(answer.status_code or "refused")
             if self._olm.should_query_keys:
                 await self._nio.keys_query()
+            # Key requests and answers to verification, queued by nio or by us.
+            await self._nio.send_to_device_messages()
         except (aiohttp.ClientError, asyncio.TimeoutError, nio.LocalProtocolError):
             log.debug("device upkeep failed; retried after the next sync", exc_info=True)
+
+    # --- keys that did not come: asked for from the sender's devices ----------------------
+
+    def ask_for_key(self, event: dict[str, Any], room_id: str) -> None:
+        """Ask the sender's devices for the room key of an event we cannot read, once per
+        key; the request goes out with the next upkeep (`maintain`)."""
+        parsed = _megolm(event, room_id, self._sender_key_of)
+        olm = self._olm
+        if parsed is None or parsed.session_id in olm.outgoing_key_requests:
+            return
+        if parsed.session_id in self._asked:
+            return
+        self._asked.add(parsed.session_id)
+        olm.outgoing_to_device_messages.append(
+            parsed.as_key_request(parsed.sender, self._nio.device_id, parsed.session_id)
+        )
+
+    def _sender_key_of(self, session_id: str) -> str:
+        """The sender key of a room key we hold, found by its (unique) session id."""
+        for session in self._olm.inbound_group_store:
+            if session.id == session_id:
+                return str(session.sender_key)
+        return ""
+
+    def _accept_answers_to_key_requests(self) -> None:
+        """nio takes a forwarded room key only from our own verified devices. Take one also
+        from the device that made the key, answering our request for it: that is the key
+        it would have sent in the first place, Olm-encrypted from that same device."""
+        olm = self._olm
+        own_rule = olm._should_accept_forward
+
+        def accept(sender: str, sender_key: str, event: Any) -> bool:
+            if own_rule(sender, sender_key, event):
+                return True
+            content = (getattr(event, "source", None) or {}).get("content") or {}
+            asked = olm.outgoing_key_requests.get(getattr(event, "session_id", None))
+            return bool(
+                asked is not None
+                and event.algorithm == MEGOLM
+                and asked.room_id == event.room_id
+                and content.get("sender_key") == sender_key
+                and not content.get("forwarding_curve25519_key_chain")
+            )
+
+        olm._should_accept_forward = accept
 
     def decrypt(self, event: dict[str, Any], room_id: str) -> dict[str, Any] | None:
         """The plaintext event of an `m.room.encrypted` room event, or None while its room
         key is missing (or it is not a Megolm event at all)."""
-        try:
-            parsed = nio.MegolmEvent.from_dict(event)
-        except Exception:
+        parsed = _megolm(event, room_id, self._sender_key_of)
+        if parsed is None:
             return None
-        if not isinstance(parsed, nio.MegolmEvent):
-            return None
-        parsed.room_id = room_id
         try:
             plain = self._olm.decrypt_megolm_event(parsed, room_id)
         except nio.EncryptionError:
@@ -258,3 +304,24 @@ class Crypto:
         decrypted["sender"] = event.get("sender")
         decrypted["origin_server_ts"] = event.get("origin_server_ts")
         return decrypted
+
+
+def _megolm(
+    event: dict[str, Any], room_id: str, sender_key_of: Callable[[str], str]
+) -> nio.MegolmEvent | None:
+    content = event.get("content")
+    if isinstance(content, dict) and not {"sender_key", "device_id"} <= content.keys():
+        # Left out by newer clients (deprecated since Matrix 1.3: the session id alone names
+        # the key), yet nio requires them: the sender key is that of the key we hold.
+        content = dict(content)
+        content.setdefault("device_id", "")
+        content.setdefault("sender_key", sender_key_of(str(content.get("session_id", ""))))
+        event = {**event, "content": content}
+    try:
+        parsed = nio.MegolmEvent.from_dict(event)
+    except Exception:  # whatever a hostile sender put there
+        return None
+    if not isinstance(parsed, nio.MegolmEvent):
+        return None
+    parsed.room_id = room_id
+    return parsed

@@ -163,6 +163,7 @@ async def sync_once(
     # Messages after every room's directory events: a sender's profile may come in this
     # same response, in a room listed after the one their message is in.
     found: list[tuple[RoomRecord, Message]] = []
+    unreadable: dict[EventID, dict[str, Any]] = {}
     senders = {UserID(str(e.get("sender", ""))) for _r, _k, tl in with_mail for e in tl}
     stored_published, stored_names = store.display_names(senders - blocked)
     for room_id, record, timeline in with_mail:
@@ -186,6 +187,7 @@ async def sync_once(
                         batch.undecrypted.append(
                             (message.event_id, room_id, json.dumps(event, separators=(",", ":")))
                         )
+                        unreadable[message.event_id] = event
                 else:
                     message = message_from_event(
                         plain, room_id, me, sender_name=name, peer=record.peer
@@ -211,6 +213,9 @@ async def sync_once(
             )
             continue
         batch.messages.append(message)
+        if message.event_id in unreadable and crypto is not None:
+            # Welcomed senders only: a stranger's mail must not make us send anything.
+            crypto.ask_for_key(unreadable[message.event_id], message.room_id)
         if message.sender != me:
             batch.people.append(Person(message.sender, message.sender_name, message.origin_ts))
 
