@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 WhereOf = Callable[[Message], Audience]
+UNVERIFIED_DEVICE_NOTE = (
+    "from a device nobody verified (its owner can compare emoji: `claudematrix verify <user>`)"
+)
 
 
 def _header(message: Message) -> headers.Header:
@@ -49,6 +52,7 @@ def _header(message: Message) -> headers.Header:
         message.label.value,
         message.origin_ts,
         message.read,
+        message.unverified_device,
     )
 
 
@@ -83,10 +87,11 @@ def framed_body(message: Message, where: Audience, *, token: str | None = None) 
         token,
     )
     state = "" if message.read else ", unread"
+    device = f", {UNVERIFIED_DEVICE_NOTE}" if message.unverified_device else ""
     return "\n".join(
         [
             f"#{message.local_id} {format_time(message.origin_ts)} from <{sender}> "
-            f"({where.value}), label {message.label.value}{state}",
+            f"({where.value}), label {message.label.value}{device}{state}",
             f"Everything between {opening} and {closing} was written by {sender} (display "
             f"name, subject and text). {UNTRUSTED_NOTE}",
             opening,
@@ -111,6 +116,7 @@ def message_json(message: Message, where: Audience, *, body: bool = False) -> di
         "time": format_time(message.origin_ts),
         "timestamp_ms": message.origin_ts,
         "read": message.read,
+        "unverified_device": message.unverified_device,
     }
     if message.reply_to:
         data["reply_to"] = one_line(message.reply_to, ID_MAX)

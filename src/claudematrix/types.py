@@ -63,6 +63,8 @@ class Message:
     local_id: int | None = None  # the short id people type: `claudematrix read 12`
     read: bool = False
     announced: bool = False
+    # Encrypted by a device nobody verified (not by emoji, not this machine's own session).
+    unverified_device: bool = False
 
 
 @dataclass(frozen=True)

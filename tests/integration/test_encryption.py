@@ -87,8 +87,13 @@ def test_an_encrypted_message_from_a_persons_client_is_read_by_the_session(
                 await person.wait_joined(room, session.user_id)
                 await person.send_text(room, words)
                 rows = await _until("the decrypted message", lambda: _rows_with(session, words))
+                # Nobody verified the person's device by emoji: its mail says so.
+                failed, listing = await call(mcp, "inbox")
+                line = next(x for x in listing.splitlines() if x.startswith(f"#{rows[0][0]} "))
+                assert "(unverified device)" in line, listing
                 failed, text = await call(mcp, "read", id=str(rows[0][0]))
                 assert not failed and words in text, text
+                assert "from a device nobody verified" in text, text
 
                 failed, text = await call(
                     mcp, "send", to=person.user_id, text=markdown, label="trusted"

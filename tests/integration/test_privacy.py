@@ -137,6 +137,9 @@ def test_send_table_every_label_to_every_audience(m1: Machine, m2: Machine, tmp_
     allowed = f"body-{tag}-public-same_project"
     assert allowed not in on_the_homeserver and "m.room.encrypted" in on_the_homeserver
     assert peer.rows("SELECT id FROM messages WHERE body LIKE ?", f"%{allowed}%") != []
+    # Encrypted by this machine's own session's device: not marked as from an unverified one.
+    from_me = [m for m in peer.inbox() if m["from"] == me.user_id]
+    assert from_me and not any(m["unverified_device"] for m in from_me)
     for token in refused_tokens:
         for who in everyone:
             assert who.rows("SELECT id FROM messages WHERE body LIKE ?", f"%{token}%") == []

@@ -39,7 +39,8 @@ def make(n: int, **changes: object) -> Message:
 
 HEADER = re.compile(
     r'^#(?P<id>\d+) (?P<time>\d{4}-\d\d-\d\d \d\d:\d\d) from "(?P<name>.+)" <(?P<user>@[^>]+)> '
-    r'\((?P<where>[a-z ]+)\) "(?P<subject>.*)" \[(?P<label>[a-z]+)\](?P<unread> unread)?$'
+    r'\((?P<where>[a-z ]+)\) "(?P<subject>.*)" \[(?P<label>[a-z]+)\]'
+    r"(?P<device> \(unverified device\))?(?P<unread> unread)?$"
 )
 
 
@@ -66,6 +67,18 @@ def test_header_line_variants() -> None:
     assert ") (no subject) [" in bare
     assert "from <@cc-alice:localhost> (remote)" in bare
     assert "\n" not in bare
+
+
+def test_mail_from_an_unverified_device_says_so_in_header_body_and_json() -> None:
+    message = make(7, unverified_device=True)
+    match = HEADER.match(header_line(message, Audience.ANYONE))
+    assert match and match["device"] and match["unread"], header_line(message, Audience.ANYONE)
+    assert HEADER.match(header_line(make(7), Audience.ANYONE))["device"] is None  # type: ignore[index]
+    first = framed_body(message, Audience.ANYONE, token="t").splitlines()[0]
+    assert "label private, from a device nobody verified" in first
+    assert "claudematrix verify" in first and "Subject 7" not in first
+    assert message_json(message, Audience.ANYONE)["unverified_device"] is True
+    assert message_json(make(7), Audience.ANYONE)["unverified_device"] is False
 
 
 def test_notification_of_one() -> None:

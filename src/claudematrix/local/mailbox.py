@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["connect", "claim", "unread_count", "setting", "audiences"]
 
 _BUSY_TIMEOUT_S = 2.0
-_HEADER_COLUMNS = "id, sender, sender_name, subject, label, origin_ts, read"
+_HEADER_COLUMNS = "id, sender, sender_name, subject, label, origin_ts, read, unverified_device"
 _UNANNOUNCED = "announced = 0 AND direction = 'in'"
 
 
@@ -92,7 +92,16 @@ def claim(
             if found:
                 conn.execute("UPDATE requests SET announced = 1 WHERE announced = 0")
         headers = [
-            Header(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5]), bool(r[6]))
+            Header(
+                int(r[0]),
+                str(r[1]),
+                str(r[2]),
+                str(r[3]),
+                str(r[4]),
+                int(r[5]),
+                bool(r[6]),
+                bool(r[7]),
+            )
             for r in rows
         ]
         text = say(headers, count, requests, asked) if headers or requests else None

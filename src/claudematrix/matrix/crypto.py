@@ -29,7 +29,14 @@ from nio.crypto import ENCRYPTION_ENABLED
 
 from claudematrix.paths import ensure_dir, write_private
 
-__all__ = ["Crypto", "ENCRYPTED_EVENT", "ENCRYPTION_STATE", "MEGOLM", "crypto_available"]
+__all__ = [
+    "Crypto",
+    "Decrypted",
+    "ENCRYPTED_EVENT",
+    "ENCRYPTION_STATE",
+    "MEGOLM",
+    "crypto_available",
+]
 
 ENCRYPTED_EVENT = "m.room.encrypted"
 ENCRYPTION_STATE = "m.room.encryption"
@@ -286,9 +293,9 @@ class Crypto:
 
         olm._should_accept_forward = accept
 
-    def decrypt(self, event: dict[str, Any], room_id: str) -> dict[str, Any] | None:
-        """The plaintext event of an `m.room.encrypted` room event, or None while its room
-        key is missing (or it is not a Megolm event at all)."""
+    def decrypt(self, event: dict[str, Any], room_id: str) -> Decrypted | None:
+        """The plaintext of an `m.room.encrypted` room event, with the device that sent it,
+        or None while its room key is missing (or it is not a Megolm event at all)."""
         parsed = _megolm(event, room_id, self._sender_key_of)
         if parsed is None:
             return None
@@ -303,7 +310,18 @@ class Crypto:
         decrypted["event_id"] = event.get("event_id")
         decrypted["sender"] = event.get("sender")
         decrypted["origin_server_ts"] = event.get("origin_server_ts")
-        return decrypted
+        # The device is the one whose key made the room key, never what the event claims.
+        device = self._olm.device_store.device_from_sender_key(
+            str(event.get("sender")), parsed.sender_key
+        )
+        return Decrypted(decrypted, device.id if device else "", bool(plain.verified))
+
+
+@dataclasses.dataclass(frozen=True)
+class Decrypted:
+    event: dict[str, Any]  # the plaintext event, with the outer event's id, sender and time
+    device_id: str  # the sender's device that made the room key ("" if not known yet)
+    verified: bool  # that device was verified by emoji (`claudematrix verify`)
 
 
 def _megolm(

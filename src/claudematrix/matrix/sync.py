@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from claudematrix.ids import EventID, RoomID, UserID
@@ -20,7 +20,7 @@ from claudematrix.matrix.content import (
     message_from_event,
     unreadable_message,
 )
-from claudematrix.matrix.crypto import ENCRYPTED_EVENT, ENCRYPTION_STATE, Crypto
+from claudematrix.matrix.crypto import ENCRYPTED_EVENT, ENCRYPTION_STATE, Crypto, Decrypted
 from claudematrix.store import (
     Membership,
     Person,
@@ -50,6 +50,8 @@ class Invite:
 InviteHandler = Callable[[Invite], Awaitable[RoomRecord | None]]
 # Given the senders of new mail, returns those whose mail goes to the inbox.
 WelcomeCheck = Callable[[set[UserID]], Awaitable[set[UserID]]]
+# Is this device of this user vouched for without emoji (this machine's own session)?
+DeviceCheck = Callable[[UserID, str], bool]
 
 
 @dataclass
@@ -116,6 +118,7 @@ async def sync_once(
     timeout_ms: int,
     on_invite: InviteHandler,
     welcome: WelcomeCheck,
+    vouched: DeviceCheck = lambda _user, _device: False,
     full_state: bool = False,
 ) -> SyncOutcome:
     me = client.user_id
@@ -189,8 +192,8 @@ async def sync_once(
                         )
                         unreadable[message.event_id] = event
                 else:
-                    message = message_from_event(
-                        plain, room_id, me, sender_name=name, peer=record.peer
+                    message = _from_decrypted(
+                        plain, room_id, me, vouched, sender_name=name, peer=record.peer
                     )
             else:
                 message = message_from_event(event, room_id, me, sender_name=name, peer=record.peer)
@@ -227,20 +230,38 @@ async def sync_once(
     new_ids = store.commit_sync(batch)
     if crypto is not None:
         if keys_came:
-            new_ids += store.decrypted_late(_decrypt_late(crypto, store, me))
+            new_ids += store.decrypted_late(_decrypt_late(crypto, store, me, vouched))
         await crypto.maintain()
     return SyncOutcome(new_ids, batch.next_batch, joined_rooms=invited, held=len(batch.held))
 
 
-def _decrypt_late(crypto: Crypto, store: Store, me: UserID) -> list[Message]:
+def _decrypt_late(crypto: Crypto, store: Store, me: UserID, vouched: DeviceCheck) -> list[Message]:
     """Kept encrypted mail that the keys just received make readable."""
     readable: list[Message] = []
     for _event_id, room_id, raw in store.undecrypted():
         plain = crypto.decrypt(json.loads(raw), room_id)
-        message = message_from_event(plain, room_id, me) if plain is not None else None
+        message = _from_decrypted(plain, room_id, me, vouched) if plain is not None else None
         if message is not None:
             readable.append(message)
     return readable
+
+
+def _from_decrypted(
+    plain: Decrypted,
+    room_id: RoomID,
+    me: UserID,
+    vouched: DeviceCheck,
+    *,
+    sender_name: str = "",
+    peer: UserID | None = None,
+) -> Message | None:
+    """A decrypted message, marked if its device is neither verified by emoji nor this
+    machine's own session's."""
+    message = message_from_event(plain.event, room_id, me, sender_name=sender_name, peer=peer)
+    if message is None or message.sender == me:
+        return message
+    trusted = plain.verified or vouched(message.sender, plain.device_id)
+    return message if trusted else replace(message, unverified_device=True)
 
 
 def _kind_of(store: Store, room_id: str) -> str:

@@ -41,6 +41,7 @@ __all__ = [
     "machine_user",
     "local_users",
     "is_local",
+    "is_local_device",
     "lobby_alias_localpart",
     "public_room",
     "remove_strangers",
@@ -85,16 +86,38 @@ def is_local(config: Config, user: UserID) -> bool:
 
 def local_users(config: Config) -> set[UserID]:
     """Every Matrix account this state dir holds credentials for: this machine's identities."""
-    found: set[UserID] = set()
+    return set(_local_accounts())
+
+
+def is_local_device(config: Config, user: UserID, device_id: str) -> bool:
+    """Is `device_id` the device this state dir's account for `user` logs in with? Proof
+    that a message came from this machine's own session, not from a device added elsewhere
+    with a stolen login."""
+    if device_id and _devices.get(user) == device_id:
+        return True
+    if not device_id or not is_local(config, user):
+        return False
+    _devices.clear()
+    _devices.update(_local_accounts())
+    return _devices.get(user) == device_id
+
+
+_devices: dict[UserID, str] = {}  # local account -> its device, as last read
+
+
+def _local_accounts() -> dict[UserID, str]:
+    found: dict[UserID, str] = {}
     root = state_dir() / layout.IDENTITIES
     for account in root.glob(f"*/{layout.ACCOUNT}"):
         try:
             data = read_json(account)
         except Exception:  # noqa: BLE001 - a broken file is someone else's error to report
             continue
-        user = data.get("user_id") if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            continue
+        user = data.get("user_id")
         if isinstance(user, str) and user.startswith("@"):
-            found.add(UserID(user))
+            found[UserID(user)] = str(data.get("device_id") or "")
     return found
 
 

@@ -55,7 +55,7 @@ from claudematrix.service.accounts import (
 )
 from claudematrix.service.directory import Directory
 from claudematrix.service.homeserver_once import ensure_homeserver
-from claudematrix.service.machine import is_local, machine_user
+from claudematrix.service.machine import is_local, is_local_device, machine_user
 from claudematrix.service.people import Accepted, People
 from claudematrix.service.recipients import existing_user, parse_target
 from claudematrix.service.task_clock import every_period
@@ -287,7 +287,12 @@ class Service:
         client = self.require_client()
         client.open_device(self.dir / layout.CRYPTO_DIR)
         step = functools.partial(
-            sync_once, client, self.store, on_invite=self._on_invite, welcome=self._welcome
+            sync_once,
+            client,
+            self.store,
+            on_invite=self._on_invite,
+            welcome=self._welcome,
+            vouched=functools.partial(is_local_device, self.config),
         )
         outcome = await step(timeout_ms=timeout_ms)
         new, held = list(outcome.new_message_ids), outcome.held

@@ -59,7 +59,7 @@ class SyncBatch:
 
 _MESSAGE_COLUMNS = (
     "id, event_id, room_id, sender, sender_name, recipient, direction, subject, body, label, "
-    "origin_ts, reply_to, read, announced"
+    "origin_ts, reply_to, read, announced, unverified_device"
 )
 
 
@@ -83,6 +83,7 @@ def _row_to_message(row: sqlite3.Row) -> Message:
         reply_to=EventID(row["reply_to"]) if row["reply_to"] else None,
         read=bool(row["read"]),
         announced=bool(row["announced"]),
+        unverified_device=bool(row["unverified_device"]),
     )
 
 
@@ -166,7 +167,7 @@ class Store(DirectoryTables):
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO messages (event_id, room_id, sender, sender_name, "
                 "recipient, direction, subject, body, label, origin_ts, received_ts, reply_to, "
-                "read) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "read, unverified_device) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     m.event_id,
                     m.room_id,
@@ -181,6 +182,7 @@ class Store(DirectoryTables):
                     received,
                     m.reply_to,
                     int(m.read or m.direction is Direction.OUT),
+                    int(m.unverified_device),
                 ),
             )
             if cursor.rowcount and m.direction is Direction.IN:
@@ -193,8 +195,8 @@ class Store(DirectoryTables):
         for m in messages:
             conn.execute(
                 "INSERT OR IGNORE INTO held (event_id, room_id, sender, sender_name, recipient, "
-                "subject, body, label, origin_ts, reply_to, received_ts) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "subject, body, label, origin_ts, reply_to, received_ts, unverified_device) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     m.event_id,
                     m.room_id,
@@ -207,6 +209,7 @@ class Store(DirectoryTables):
                     m.origin_ts,
                     m.reply_to,
                     received,
+                    int(m.unverified_device),
                 ),
             )
 
@@ -224,17 +227,25 @@ class Store(DirectoryTables):
         changed: list[int] = []
         with self._transaction() as conn:
             for m in messages:
-                fields = (m.subject, m.body, m.label.value, m.reply_to, m.event_id)
+                fields = (
+                    m.subject,
+                    m.body,
+                    m.label.value,
+                    m.reply_to,
+                    int(m.unverified_device),
+                    m.event_id,
+                )
                 row = conn.execute(
                     "UPDATE messages SET subject = ?, body = ?, label = ?, reply_to = ?, "
-                    "read = 0, announced = 0 WHERE event_id = ? RETURNING id",
+                    "unverified_device = ?, read = 0, announced = 0 WHERE event_id = ? "
+                    "RETURNING id",
                     fields,
                 ).fetchone()
                 if row is not None:
                     changed.append(int(row[0]))
                 conn.execute(
-                    "UPDATE held SET subject = ?, body = ?, label = ?, reply_to = ? "
-                    "WHERE event_id = ?",
+                    "UPDATE held SET subject = ?, body = ?, label = ?, reply_to = ?, "
+                    "unverified_device = ? WHERE event_id = ?",
                     fields,
                 )
                 conn.execute("DELETE FROM undecrypted WHERE event_id = ?", (m.event_id,))
@@ -245,7 +256,8 @@ class Store(DirectoryTables):
         with self._transaction() as conn:
             rows = conn.execute(
                 "SELECT event_id, room_id, sender, sender_name, recipient, subject, body, label, "
-                "origin_ts, reply_to FROM held WHERE sender = ? ORDER BY origin_ts",
+                "origin_ts, reply_to, unverified_device FROM held WHERE sender = ? "
+                "ORDER BY origin_ts",
                 (sender,),
             ).fetchall()
             messages = [
@@ -261,6 +273,7 @@ class Store(DirectoryTables):
                     label=Label(r["label"]),
                     origin_ts=int(r["origin_ts"]),
                     reply_to=EventID(r["reply_to"]) if r["reply_to"] else None,
+                    unverified_device=bool(r["unverified_device"]),
                 )
                 for r in rows
             ]

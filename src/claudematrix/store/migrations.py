@@ -157,6 +157,11 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (user_id, device_id)
     );
     """,
+    # 6: mail encrypted by a device nobody verified, marked in its header
+    """
+    ALTER TABLE messages ADD COLUMN unverified_device INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE held ADD COLUMN unverified_device INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
