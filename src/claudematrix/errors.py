@@ -19,6 +19,7 @@ __all__ = [
     "HomeserverUnavailable",
     "HomeserverInstallFailed",
     "HomeserverError",
+    "VerificationFailed",
     "RegistrationFailed",
     "LockHeld",
     "PolicyRefused",
@@ -184,3 +185,9 @@ class ModeChangeFailed(ClaudeMatrixError):
     """A mode could not be applied; the previous one stays in force."""
 
     exit_code = 8
+
+
+class VerificationFailed(ClaudeMatrixError):
+    """Emoji verification of a device did not finish (no answer in time, or canceled)."""
+
+    exit_code = 9

@@ -15,6 +15,7 @@ import shutil
 import signal
 import sqlite3
 import stat
+import subprocess
 import time
 import urllib.request
 from collections.abc import Callable
@@ -203,6 +204,92 @@ def test_a_message_whose_key_never_came_is_opened_by_asking_the_senders_devices(
             assert not failed and words in text, text
 
     asyncio.run(scenario())
+
+
+def test_a_persons_device_is_verified_by_comparing_emoji_and_its_mail_is_no_longer_marked(
+    shared_homeserver: SharedHomeserver, tmp_path: Path
+) -> None:
+    person = _person(shared_homeserver, tmp_path / "person-store")
+    session = _session(shared_homeserver, tmp_path, person.user_id)
+    before, after = (f"{n} verifying {new_tag()}" for n in ("before", "after"))
+
+    async def header_of(mcp: ClientSession, words: str) -> str:
+        rows = await _until(words, lambda: _rows_with(session, words))
+        failed, listing = await call(mcp, "inbox")
+        assert not failed, listing
+        return next(x for x in listing.splitlines() if x.startswith(f"#{rows[0][0]} "))
+
+    def verify(answer: str) -> subprocess.CompletedProcess[str]:
+        return session.run("verify", person.user_id, stdin=answer, ok=False)
+
+    async def scenario() -> None:
+        async with mcp_session(session, tmp_path / "mcp.log") as mcp:
+            assert not (await call(mcp, "whoami"))[0]  # the daemon holds the device
+            try:
+                room = await person.open_encrypted_dm(session.user_id)
+                await person.wait_joined(room, session.user_id)
+                await person.send_text(room, before)
+                assert "(unverified device)" in await header_of(mcp, before)
+
+                # The person at the terminal says the emoji differ: nothing is verified.
+                command = asyncio.create_task(asyncio.to_thread(verify, "n\n"))
+                _shown, theirs = await person.answer_verification(match=True)
+                refused = await command
+                assert refused.returncode == 0, refused.stderr
+                assert "not verified: the emoji did not match" in refused.stdout
+                assert theirs.canceled and not theirs.verified
+
+                # Now they match, on both sides: the device is verified.
+                command = asyncio.create_task(asyncio.to_thread(verify, "y\n"))
+                shown, theirs = await person.answer_verification(match=True)
+                done = await command
+                assert done.returncode == 0, done.stderr
+                assert "  ".join(f"{e} {name}" for e, name in shown) in done.stdout
+                assert f"verified {person.user_id}'s device {person.device_id}" in done.stdout
+                assert theirs.verified  # the person's client verified the session's device too
+
+                await person.send_text(room, after)
+                assert "(unverified device)" not in await header_of(mcp, after)
+                listing = session.run("devices", person.user_id).stdout
+                assert person.device_id in listing and "verified" in listing, listing
+            finally:
+                await person.close()
+
+    asyncio.run(scenario())
+    # Asked from inside Claude Code, it is refused: an agent must not say the emoji match.
+    inside = session.run("verify", person.user_id, env={"CLAUDECODE": "1"}, ok=False)
+    assert inside.returncode == 7 and "own terminal" in inside.stderr
+
+
+def test_without_the_daemon_the_command_itself_verifies_with_the_device(
+    shared_homeserver: SharedHomeserver, tmp_path: Path
+) -> None:
+    person = _person(shared_homeserver, tmp_path / "person-store")
+    session = _session(shared_homeserver, tmp_path, person.user_id)
+    off = {"CLAUDEMATRIX_DAEMON": "off"}
+    for pid in daemon_pids(session.machine.home):  # nobody else holds the device now
+        os.kill(pid, signal.SIGKILL)
+
+    async def scenario() -> None:
+        try:
+            await person.sync()
+            await person.learn_devices(session.user_id)
+            command = asyncio.create_task(
+                asyncio.to_thread(
+                    session.run, "verify", person.user_id, stdin="y\n", env=off, ok=False
+                )
+            )
+            shown, theirs = await person.answer_verification(match=True)
+            done = await command
+            assert done.returncode == 0, done.stderr
+            assert "  ".join(f"{e} {name}" for e, name in shown) in done.stdout
+            assert "verified" in done.stdout and theirs.verified
+        finally:
+            await person.close()
+
+    asyncio.run(scenario())
+    listing = session.run("devices", person.user_id, env=off).stdout
+    assert "verified by emoji" in listing, listing
 
 
 def test_a_lost_device_store_gives_a_new_device_with_the_same_matrix_id(

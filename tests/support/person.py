@@ -69,6 +69,37 @@ class Person:
             resp = await self.client.to_device(forward)
             assert isinstance(resp, nio.ToDeviceResponse), resp
 
+    async def learn_devices(self, user: str) -> None:
+        """Fetch `user`'s device keys, as a client does for someone it talks with."""
+        self.client.olm.users_for_key_query.add(user)
+        await self.client.keys_query()
+
+    async def answer_verification(self, *, match: bool) -> tuple[list[tuple[str, str]], Any]:
+        """As a person at their client: accept the verification another device starts, look
+        at the emoji and say they match (or not). (the emoji shown, nio's verification)"""
+        client = self.client
+        deadline = time.monotonic() + 60
+        shown: list[tuple[str, str]] = []
+        seen: dict[str, Any] = {}  # nio forgets a verification once it is over
+        while time.monotonic() < deadline:
+            await self.sync(timeout_ms=500)
+            await client.send_to_device_messages()
+            seen.update(client.key_verifications)
+            for transaction, sas in list(seen.items()):
+                if sas.we_started_it:
+                    continue
+                if sas.canceled or sas.verified:
+                    return shown, sas
+                if sas.state.name == "started":
+                    await client.accept_key_verification(transaction)
+                elif sas.state.name in ("key_received", "mac_received") and not shown:
+                    shown = sas.get_emoji()
+                    if match:
+                        await client.confirm_short_auth_string(transaction)
+                    else:
+                        await client.cancel_key_verification(transaction, reject=True)
+        raise AssertionError("no verification finished in time")
+
     async def wait_text(self, words: str) -> tuple[str, str, str, bool]:
         def found() -> tuple[str, str, str, bool] | None:
             return next((r for r in self.received if words in r[2]), None)

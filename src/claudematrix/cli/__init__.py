@@ -12,6 +12,7 @@ from claudematrix.cli import (  # noqa: F401  (registers commands)
     messaging,
     people,
     server,
+    verify,
 )
 from claudematrix.cli._app import cli
 from claudematrix.cli._main import main, run

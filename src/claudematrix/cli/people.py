@@ -97,7 +97,9 @@ def devices(
         click.echo("no devices known yet: they are pinned when you first write to someone")
         return
     for d in found:
-        note = "" if d.state == "pinned" else "  HELD: new or changed, not sent to (--confirm)"
+        note = "  verified by emoji" if d.verified else ""
+        if d.state != "pinned":
+            note = "  HELD: new or changed, not sent to (--confirm)"
         click.echo(f"{d.user_id}  {d.device_id}  {_fingerprint(d.ed25519)}{note}")
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from claudematrix import __version__
 from claudematrix.daemon.identities import Identities
+from claudematrix.daemon.verification import serve_verification
 from claudematrix.errors import ClaudeMatrixError
 from claudematrix.identity import resolve_identity
 from claudematrix.ids import IdentityName
@@ -189,6 +190,8 @@ class Daemon:
             await self._serve_mcp(hello, reader, writer)
         elif want == "cli":
             await self._serve_cli(hello, writer)
+        elif want == "verify":
+            await self._serve_verify(hello, reader, writer)
         else:
             await _answer(writer, {"ok": False, "error": f"unknown request {want!r}"})
 
@@ -208,6 +211,19 @@ class Daemon:
             lambda: self.identities.lease(identity, env), caller=str(hello.get("client") or "")
         )
         await serve_connection(server, reader, writer)
+
+    async def _serve_verify(
+        self, hello: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        env = _session_env(hello)
+        as_name = hello.get("as")
+        try:
+            identity = resolve_identity(as_name if isinstance(as_name, str) else None, env)
+        except ClaudeMatrixError as exc:
+            await _answer(writer, {"ok": False, "error": str(exc)})
+            return
+        await _answer(writer, {"ok": True, "pid": os.getpid(), "version": self.version})
+        await serve_verification(self.identities, identity, env, hello, reader, writer)
 
     async def _serve_cli(self, hello: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         argv = hello.get("argv")

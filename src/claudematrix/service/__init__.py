@@ -1,5 +1,6 @@
 """Wires store + Matrix client + sync for one identity; the CLI and MCP server call only this."""
 
 from claudematrix.service.session import Progress, Service, WhoAmI, stderr_progress
+from claudematrix.service.verification import Compare, verify_device
 
-__all__ = ["Service", "WhoAmI", "Progress", "stderr_progress"]
+__all__ = ["Service", "WhoAmI", "Progress", "stderr_progress", "Compare", "verify_device"]

@@ -147,6 +147,7 @@ class Service:
         self.directory.keeps_presence = lambda: long_lived or self.try_own_sync()
         self.people = People(self)
         self._presence_wake: asyncio.Event | None = None  # while heartbeat_forever runs
+        self.syncing_forever = False  # sync_forever runs: what comes arrives by itself
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -378,6 +379,15 @@ class Service:
         starts the embedded homeserver again if it died, and sends what waits in the outbox
         as soon as the homeserver answers. The first sync does not wait: what was missed
         is in the store, and `on_health` told, at once."""
+        self.syncing_forever = True
+        try:
+            await self._sync_until(stop, on_health)
+        finally:
+            self.syncing_forever = False
+
+    async def _sync_until(
+        self, stop: asyncio.Event, on_health: Callable[[bool], None] | None
+    ) -> None:
         delay = _BACKOFF_START_S
         wait_ms = 0
         while not stop.is_set():

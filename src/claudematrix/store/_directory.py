@@ -89,6 +89,7 @@ class Device:
     device_id: str
     ed25519: str
     state: str  # "pinned" | "held"
+    verified: bool = False  # by emoji (`claudematrix verify`), for this very key
 
 
 class DirectoryTables:
@@ -290,21 +291,31 @@ class DirectoryTables:
     # --- contacts' encryption devices (pinned on first use) --------------------------------
 
     def devices(self, user_id: UserID | None = None) -> list[Device]:
-        query = "SELECT user_id, device_id, ed25519, state FROM devices"
+        query = "SELECT user_id, device_id, ed25519, state, verified FROM devices"
         args: tuple[str, ...] = ()
         if user_id is not None:
             query += " WHERE user_id = ?"
             args = (user_id,)
         rows = self._conn.execute(query + " ORDER BY user_id, seen_ts", args).fetchall()
-        return [Device(UserID(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+        return [Device(UserID(r[0]), str(r[1]), str(r[2]), str(r[3]), bool(r[4])) for r in rows]
 
     def note_devices(self, found: Sequence[Device]) -> None:
         """Record devices as decided (a held one keeps the key it was held with)."""
         self._conn.executemany(
             "INSERT INTO devices (user_id, device_id, ed25519, state, seen_ts) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, device_id) DO UPDATE SET "
+            "verified = devices.verified AND devices.ed25519 = excluded.ed25519, "
             "ed25519 = excluded.ed25519, state = excluded.state",
             [(d.user_id, d.device_id, d.ed25519, d.state, _now_ms()) for d in found],
+        )
+
+    def verified_device(self, user_id: UserID, device_id: str, ed25519: str) -> None:
+        """Verified by emoji: pinned, and marked verified while its key stays this one."""
+        self._conn.execute(
+            "INSERT INTO devices (user_id, device_id, ed25519, state, seen_ts, verified) "
+            "VALUES (?, ?, ?, 'pinned', ?, 1) ON CONFLICT (user_id, device_id) DO UPDATE SET "
+            "ed25519 = excluded.ed25519, state = 'pinned', verified = 1",
+            (user_id, device_id, ed25519, _now_ms()),
         )
 
     def confirm_device(self, user_id: UserID, device_id: str) -> bool:

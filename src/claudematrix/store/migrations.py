@@ -157,10 +157,12 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (user_id, device_id)
     );
     """,
-    # 6: mail encrypted by a device nobody verified, marked in its header
+    # 6: mail encrypted by a device nobody verified, marked in its header; devices verified
+    # by emoji (while their key stays the one verified)
     """
     ALTER TABLE messages ADD COLUMN unverified_device INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE held ADD COLUMN unverified_device INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE devices ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
     """,
 ]
 
