@@ -35,6 +35,7 @@ __all__ = [
     "contact_line",
     "contact_json",
     "request_line",
+    "held_device_note",
 ]
 
 WhereOf = Callable[[Message], Audience]
@@ -177,4 +178,13 @@ def request_line(user: str, name: str, received: str) -> str:
     return (
         f"{received} {person(user, name)} wants to talk: `claudematrix accept {who}` or "
         f"`claudematrix block {who}`"
+    )
+
+
+def held_device_note(user: str, device: str) -> str:
+    """Said after a send whose room key skipped a held device of a recipient."""
+    return (
+        f"Not sent to {one_line(user, ID_MAX)}'s device {one_line(device, ID_MAX)}: it is new "
+        "or its keys changed since it was pinned. Only the person can confirm it: "
+        f"`claudematrix devices {one_line(user, ID_MAX)}`."
     )

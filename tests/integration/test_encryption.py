@@ -392,6 +392,9 @@ def test_a_new_device_of_a_known_contact_is_held_until_the_person_confirms_it(
                 await phone.sync_until(lambda: bool(phone.unreadable), "the held message")
                 assert not any(f"probe {probe}" in r[2] for r in phone.received)
 
+                by_cli = session.run("send", person.user_id, f"cli {first}", "--tier", "trusted")
+                held_line = f"Not sent to {person.user_id}'s device {phone.device_id}"
+                assert held_line in by_cli.stderr, by_cli.stderr  # the command says so too
                 listing = session.run("devices", person.user_id).stdout
                 assert phone.device_id in listing and "HELD" in listing, listing
                 refused = session.run(

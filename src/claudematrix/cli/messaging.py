@@ -9,7 +9,14 @@ import click
 
 from claudematrix import homeserver
 from claudematrix.cli._app import cli, emit_json, json_option, run_as, session_config
-from claudematrix.render import contact_json, contact_line, framed_body, header_line, message_json
+from claudematrix.render import (
+    contact_json,
+    contact_line,
+    framed_body,
+    header_line,
+    held_device_note,
+    message_json,
+)
 from claudematrix.service import Service, WhoAmI
 from claudematrix.types import Audience, Contact, Message
 
@@ -55,12 +62,14 @@ def send(
     if body is None:
         raise click.UsageError("give the message text, or --stdin to read it")
 
-    async def action(service: Service) -> tuple[Message, Audience]:
+    async def action(service: Service) -> tuple[Message, Audience, list[tuple[str, str]]]:
         ref = reply_to.lstrip("#") if reply_to else None
         sent = await service.send(to, body, subject=subject, label=label, reply_to=ref)
-        return sent, service.where(sent)
+        return sent, service.where(sent), service.held_back.pop(sent.event_id, [])
 
-    sent, where = run_as(ctx, action, start_homeserver=True, refresh=False)
+    sent, where, held = run_as(ctx, action, start_homeserver=True, refresh=False)
+    for user, device in held:
+        click.echo(f"claudematrix: {held_device_note(user, device)}", err=True)
     if as_json:
         emit_json(message_json(sent, where))
     else:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from claudematrix.ids import parse_user_id
 from claudematrix.local.headers import person
 from claudematrix.policy import opens_up
-from claudematrix.render import contact_line, framed_body, header_line
+from claudematrix.render import contact_line, framed_body, header_line, held_device_note
 from claudematrix.service import Service
 from claudematrix.types import Label, Message
 
@@ -76,11 +76,7 @@ async def send(
     return (
         f"Sent #{sent.local_id} to {sent.recipient} ({s.where(sent).value}), "
         f"label {sent.label.value}, event {sent.event_id}"
-    ) + "".join(
-        f"\nNot sent to {user}'s device {device}: it is new or its keys changed since it was "
-        f"pinned. Only the person can confirm it: `claudematrix devices {user}`."
-        for user, device in held
-    )
+    ) + "".join(f"\n{held_device_note(user, device)}" for user, device in held)
 
 
 async def inbox(s: Service, include_read: bool = False, limit: int = 20) -> str:

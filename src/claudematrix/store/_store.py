@@ -57,6 +57,8 @@ class SyncBatch:
     undecrypted: list[tuple[EventID, RoomID, str]] = field(default_factory=list)
 
 
+UNDECRYPTED_KEPT = 500  # encrypted events kept for keys that may still come, newest first
+
 _MESSAGE_COLUMNS = (
     "id, event_id, room_id, sender, sender_name, recipient, direction, subject, body, label, "
     "origin_ts, reply_to, read, announced, unverified_device"
@@ -152,6 +154,15 @@ class Store(DirectoryTables):
                 "VALUES (?, ?, ?, ?)",
                 [(e, r, raw, received) for e, r, raw in batch.undecrypted],
             )
+            if batch.undecrypted:
+                # Every arrival of keys tries them all again: a sender who fills the table
+                # with ciphertext nobody can open must not make that unbounded. The oldest
+                # go; their placeholders stay, saying the message was not readable.
+                conn.execute(
+                    "DELETE FROM undecrypted WHERE event_id NOT IN (SELECT event_id FROM "
+                    "undecrypted ORDER BY received_ts DESC, rowid DESC LIMIT ?)",
+                    (UNDECRYPTED_KEPT,),
+                )
             if batch.next_batch is not None:
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('next_batch', ?) "
@@ -217,7 +228,7 @@ class Store(DirectoryTables):
 
     def undecrypted(self) -> list[tuple[EventID, RoomID, str]]:
         rows = self._conn.execute(
-            "SELECT event_id, room_id, event FROM undecrypted ORDER BY received_ts"
+            "SELECT event_id, room_id, event FROM undecrypted ORDER BY received_ts, rowid"
         ).fetchall()
         return [(EventID(r[0]), RoomID(r[1]), str(r[2])) for r in rows]
 

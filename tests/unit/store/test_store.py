@@ -244,3 +244,16 @@ def test_where_a_user_stands_by_rooms_and_trust(store: Store) -> None:
         "remote": "remote",
     }
     assert {k: store.where(u) for k, u in users.items()} == expected
+
+
+def test_kept_undecryptable_events_are_bounded_newest_first(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("claudematrix.store._store.UNDECRYPTED_KEPT", 3)
+    for n in range(5):  # one sync each: later ones are newer
+        batch = SyncBatch(next_batch=f"t{n}", messages=[msg(n)])
+        batch.undecrypted.append((EventID(f"$event{n}"), ROOM, "{}"))
+        store.commit_sync(batch)
+    assert [e for e, _r, _raw in store.undecrypted()] == ["$event2", "$event3", "$event4"]
+    # The placeholders of those dropped stay in the inbox.
+    assert len(store.inbox(include_read=True)) == 5
