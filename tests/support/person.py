@@ -30,6 +30,7 @@ class Person:
         self.client.add_event_callback(self._on_undecryptable, nio.MegolmEvent)
         self.unreadable: list[str] = []  # event ids this device got but could not decrypt
         self.key_requests: list[nio.RoomKeyRequest] = []  # from other people's devices
+        self.verification_requests: list[dict[str, Any]] = []  # as they came, unanswered
 
     @classmethod
     async def another_device(cls, url: str, user_id: str, password: str, store: Path) -> Person:
@@ -74,15 +75,31 @@ class Person:
         self.client.olm.users_for_key_query.add(user)
         await self.client.keys_query()
 
-    async def answer_verification(self, *, match: bool) -> tuple[list[tuple[str, str]], Any]:
-        """As a person at their client: accept the verification another device starts, look
-        at the emoji and say they match (or not). (the emoji shown, nio's verification)"""
+    async def answer_verification(
+        self, *, match: bool, answer_requests: bool = True
+    ) -> tuple[list[tuple[str, str]], Any]:
+        """As a person at their client: accept the verification another device asks for
+        (ready to a request, as current clients answer; with `answer_requests` off, as an
+        older client that waits for a start), look at the emoji and say they match (or
+        not). (the emoji shown, nio's verification)"""
         client = self.client
         deadline = time.monotonic() + 60
         shown: list[tuple[str, str]] = []
         seen: dict[str, Any] = {}  # nio forgets a verification once it is over
         while time.monotonic() < deadline:
             await self.sync(timeout_ms=500)
+            while answer_requests and self.verification_requests:
+                request = self.verification_requests.pop(0)
+                ready = {
+                    "from_device": self.device_id,
+                    "methods": ["m.sas.v1"],
+                    "transaction_id": request["content"]["transaction_id"],
+                }
+                to = (request["sender"], request["content"]["from_device"])
+                sent = await client.to_device(
+                    nio.ToDeviceMessage("m.key.verification.ready", *to, ready)
+                )
+                assert isinstance(sent, nio.ToDeviceResponse), sent
             await client.send_to_device_messages()
             seen.update(client.key_verifications)
             for transaction, sas in list(seen.items()):
@@ -115,6 +132,11 @@ class Person:
     async def sync(self, timeout_ms: int = 0) -> None:
         resp = await self.client.sync(timeout=timeout_ms, full_state=self.client.next_batch is None)
         assert isinstance(resp, nio.SyncResponse), resp
+        self.verification_requests += [
+            e.source
+            for e in resp.to_device_events
+            if isinstance(e, nio.UnknownToDeviceEvent) and e.type == "m.key.verification.request"
+        ]
         self.key_requests += [  # nio keeps these from its callbacks
             e
             for e in resp.to_device_events

@@ -27,6 +27,7 @@ import aiohttp
 import nio
 from nio.crypto import ENCRYPTION_ENABLED
 
+from claudematrix.matrix.sas import Verifications
 from claudematrix.paths import ensure_dir, write_private
 
 __all__ = [
@@ -82,6 +83,7 @@ class Crypto:
         self.upload_refused = ""  # why the server refused this device's keys, if it did
         self.held_back: list[tuple[str, str]] = []  # (user, device) the last key skipped
         self._asked: set[str] = set()  # room keys asked for by this process
+        self.verifications = Verifications(client)
 
     @classmethod
     def open(cls, client: nio.AsyncClient, directory: Path) -> Crypto:
@@ -219,6 +221,7 @@ class Crypto:
         for raw in events if isinstance(events, list) else []:
             if not isinstance(raw, dict) or not isinstance(raw.get("content"), dict):
                 continue
+            self.verifications.observe(raw)
             event = nio.ToDeviceEvent.parse_event(raw)
             if event is None or isinstance(event, nio.events.misc.BadEvent):
                 continue
@@ -247,40 +250,6 @@ class Crypto:
             await self._nio.send_to_device_messages()
         except (aiohttp.ClientError, asyncio.TimeoutError, nio.LocalProtocolError):
             log.debug("device upkeep failed; retried after the next sync", exc_info=True)
-
-    # --- emoji verification of another's device (SAS over to-device messages) -------------
-
-    async def devices_of(self, user: str) -> list[tuple[str, str]]:
-        """(device id, ed25519) of every current device of `user`, asked of the server now."""
-        self._olm.add_changed_users({user})
-        await self._nio.keys_query()
-        return [(d.id, d.ed25519) for d in self._olm.device_store.active_user_devices(user)]
-
-    async def start_verification(self, user: str, device_id: str) -> str:
-        """Start emoji verification with one device; its transaction id. What the device
-        answers comes with our sync and moves the verification on (`verification`)."""
-        device = self._olm.device_store[user][device_id]
-        answer = await self._nio.start_key_verification(device)
-        if isinstance(answer, nio.ToDeviceError):
-            raise ConnectionError(f"the verification could not be sent: {answer.message}")
-        sas = self._olm.get_active_sas(user, device_id)
-        assert sas is not None
-        return str(sas.transaction_id)
-
-    def verification(self, transaction: str) -> Any:
-        """nio's state of one verification (its `state`, `canceled`, `verified`, emoji)."""
-        return self._olm.key_verifications.get(transaction)
-
-    async def confirm_verification(self, transaction: str) -> None:
-        """The person saw the same emoji: send our MAC (verified once theirs arrives)."""
-        await self._nio.confirm_short_auth_string(transaction)
-
-    async def reject_verification(self, transaction: str) -> None:
-        """The emoji differ (or the person said no): cancel as a mismatch."""
-        sas = self.verification(transaction)
-        if sas is not None and not sas.canceled:
-            shown = sas.established_sas is not None  # emoji were shown: a mismatch
-            await self._nio.cancel_key_verification(transaction, reject=shown)
 
     # --- keys that did not come: asked for from the sender's devices ----------------------
 

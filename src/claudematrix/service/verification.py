@@ -26,7 +26,6 @@ __all__ = ["Compare", "verify_device", "VERIFY_TIMEOUT_S"]
 # Shown the emoji (pairs of emoji and their name), the person answers: do they match?
 Compare = Callable[[list[tuple[str, str]]], Awaitable[bool]]
 VERIFY_TIMEOUT_S = 180.0  # time for the person to pick up their client and answer
-_KEY_RECEIVED = 3  # nio's SasState.key_received: both keys are in, the emoji can be shown
 
 
 async def verify_device(
@@ -39,8 +38,8 @@ async def verify_device(
 ) -> str:
     """Verify one device of `user` by emoji; what came of it, in one line."""
     user_id = parse_user_id(user.strip())
-    crypto = _device(service)
-    found = await crypto.devices_of(user_id)
+    verifying = _device(service).verifications
+    found = await verifying.devices_of(user_id)
     if not found:
         raise InvalidInput(
             f"{user_id} has no encryption device: they must log in with a client that has "
@@ -58,34 +57,37 @@ async def verify_device(
         raise InvalidInput(
             f"{user_id} has no device {device_id}: see `claudematrix devices {user_id}`"
         )
+    who = f"{user_id}'s device {device_id}"
 
-    transaction = await crypto.start_verification(user_id, device_id)
+    transaction = await verifying.request(user_id, device_id)
     deadline = time.monotonic() + timeout_s
 
-    def state() -> Any:
-        return crypto.verification(transaction)
+    def refused() -> str | None:
+        if transaction in verifying.refused:
+            return verifying.refused[transaction] or "canceled"
+        sas = verifying.state(transaction)
+        return (sas.cancel_reason or "canceled") if sas is not None and sas.canceled else None
+
+    async def step() -> None:
+        await verifying.step(transaction)
 
     await _until(
-        service, lambda: state().canceled or state().state.value >= _KEY_RECEIVED, deadline
+        service, step, lambda: bool(refused() or verifying.emoji_ready(transaction)), deadline
     )
-    sas = state()
-    if sas.canceled:
-        return f"not verified: {user_id}'s device {device_id} canceled ({sas.cancel_reason})"
+    if refused():
+        return f"not verified: {who} canceled ({refused()})"
+    sas = verifying.state(transaction)
+    assert sas is not None
     if not await compare(sas.get_emoji()):
-        await crypto.reject_verification(transaction)
-        return (
-            f"not verified: the emoji did not match; {user_id}'s device {device_id} stays "
-            "unverified"
-        )
-    await crypto.confirm_verification(transaction)
-    await _until(service, lambda: state().canceled or state().verified, deadline)
-    if not state().verified:
-        return f"not verified: {user_id}'s device {device_id} canceled ({state().cancel_reason})"
+        await verifying.reject(transaction)
+        return f"not verified: the emoji did not match; {who} stays unverified"
+    await verifying.confirm(transaction)
+    await _until(service, step, lambda: bool(refused() or sas.verified), deadline)
+    if not sas.verified:
+        return f"not verified: {who} canceled ({refused()})"
+    await verifying.done(transaction)
     service.store.verified_device(user_id, device_id, keys[device_id])
-    return (
-        f"verified {user_id}'s device {device_id}: its mail is no longer marked, and it "
-        "receives encrypted mail"
-    )
+    return f"verified {who}: its mail is no longer marked, and it receives encrypted mail"
 
 
 def _device(service: Service) -> Any:
@@ -100,10 +102,15 @@ def _device(service: Service) -> Any:
     return client.crypto
 
 
-async def _until(service: Service, done: Callable[[], bool], deadline: float) -> None:
+async def _until(
+    service: Service, step: Callable[[], Awaitable[None]], done: Callable[[], bool], deadline: float
+) -> None:
     """Wait for the other device's answers: the daemon's sync brings them; a process of
-    our own syncs for them."""
-    while not done():
+    our own syncs for them. `step` moves things on from our side meanwhile."""
+    while True:
+        await step()
+        if done():
+            return
         if time.monotonic() > deadline:
             raise VerificationFailed(
                 "no answer from the other device in time: accept the verification in the "
