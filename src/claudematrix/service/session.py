@@ -148,6 +148,7 @@ class Service:
         self.people = People(self)
         self._presence_wake: asyncio.Event | None = None  # while heartbeat_forever runs
         self.syncing_forever = False  # sync_forever runs: what comes arrives by itself
+        self._no_new_device = False  # a new login for a lost device store failed here
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -324,12 +325,13 @@ class Service:
         device, whose store was lost. Log in again on a new device, with the same Matrix ID,
         drop the old one (nobody should encrypt for keys nobody has) and say what that
         means. Where no new login can be had, `_note_device` tells the way back."""
-        if client.crypto is None or not client.crypto.upload_refused:
+        if client.crypto is None or not client.crypto.upload_refused or self._no_new_device:
             return
         user = client.user_id
         try:
             creds = await log_in_on_new_device(self.config, self.identity.slug, user)
         except ClaudeMatrixError as exc:
+            self._no_new_device = True  # not again after every sync of this process
             self.progress(f"claudematrix: {self.identity.name}: no new device: {exc}")
             return
         fresh = MatrixClient(creds)
