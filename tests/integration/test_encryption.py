@@ -8,6 +8,7 @@ through the real `claudematrix` CLI, which goes through the machine's daemon.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -18,7 +19,7 @@ import stat
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -64,6 +65,22 @@ async def _until(what: str, check: Callable[[], T | None], deadline_s: float = 6
         await asyncio.sleep(0.2)
 
 
+@contextlib.asynccontextmanager
+async def _in_a_dm(
+    session: Who, person: Person, tmp_path: Path
+) -> AsyncIterator[tuple[ClientSession, str]]:
+    """The session held by its daemon (an MCP connection open) and a fresh encrypted DM the
+    person opened with it and the session joined; the person's client closed after."""
+    async with mcp_session(session, tmp_path / "mcp.log") as mcp:
+        assert not (await call(mcp, "whoami"))[0]  # held: the daemon syncs it now
+        try:
+            room = await person.open_encrypted_dm(session.user_id)
+            await person.wait_joined(room, session.user_id)
+            yield mcp, room
+        finally:
+            await person.close()
+
+
 def _rows_with(session: Who, words: str) -> list[tuple[object, ...]]:
     return session.rows(
         "SELECT id, event_id, subject FROM messages WHERE body LIKE ?", f"%{words}%"
@@ -81,46 +98,40 @@ def test_an_encrypted_message_from_a_persons_client_is_read_by_the_session(
     markdown = f"{answer}\n\n- **one**\n- two"
 
     async def scenario() -> None:
-        async with mcp_session(session, tmp_path / "mcp.log") as mcp:
-            assert not (await call(mcp, "whoami"))[0]  # held: the daemon syncs it now
-            try:
-                room = await person.open_encrypted_dm(session.user_id)
-                await person.wait_joined(room, session.user_id)
-                await person.send_text(room, words)
-                rows = await _until("the decrypted message", lambda: _rows_with(session, words))
-                # Nobody verified the person's device by emoji: its mail says so.
-                failed, listing = await call(mcp, "inbox")
-                line = next(x for x in listing.splitlines() if x.startswith(f"#{rows[0][0]} "))
-                assert "(unverified device)" in line, listing
-                failed, text = await call(mcp, "read", id=str(rows[0][0]))
-                assert not failed and words in text, text
-                assert "from a device nobody verified" in text, text
+        async with _in_a_dm(session, person, tmp_path) as (mcp, room):
+            await person.send_text(room, words)
+            rows = await _until("the decrypted message", lambda: _rows_with(session, words))
+            # Nobody verified the person's device by emoji: its mail says so.
+            failed, listing = await call(mcp, "inbox")
+            line = next(x for x in listing.splitlines() if x.startswith(f"#{rows[0][0]} "))
+            assert "(unverified device)" in line, listing
+            failed, text = await call(mcp, "read", id=str(rows[0][0]))
+            assert not failed and words in text, text
+            assert "from a device nobody verified" in text, text
 
-                failed, text = await call(
-                    mcp, "send", to=person.user_id, text=markdown, label="trusted"
-                )
-                assert not failed, text
-                got_room, sender, body, decrypted = await person.wait_text(answer)
-                assert (got_room, sender, decrypted) == (room, session.user_id, True)
-                assert markdown in body  # the exact text, and beside it HTML for the client
-                assert "<li><strong>one</strong></li>" in person.html[body]
+            failed, text = await call(
+                mcp, "send", to=person.user_id, text=markdown, label="trusted"
+            )
+            assert not failed, text
+            got_room, sender, body, decrypted = await person.wait_text(answer)
+            assert (got_room, sender, decrypted) == (room, session.user_id, True)
+            assert markdown in body  # the exact text, and beside it HTML for the client
+            assert "<li><strong>one</strong></li>" in person.html[body]
 
-                # As newer clients send it: no deprecated sender key or device id.
-                modern = f"without the deprecated fields {new_tag()}"
-                await person.send_text_without_deprecated_fields(room, modern)
-                await _until("the message without them", lambda: _rows_with(session, modern))
+            # As newer clients send it: no deprecated sender key or device id.
+            modern = f"without the deprecated fields {new_tag()}"
+            await person.send_text_without_deprecated_fields(room, modern)
+            await _until("the message without them", lambda: _rows_with(session, modern))
 
-                # kill -9 of the daemon: the shim starts a new one, which opens the same
-                # device from its store and reads what comes next.
-                for pid in daemon_pids(session.machine.home):
-                    os.kill(pid, signal.SIGKILL)
-                after = f"after the restart {new_tag()}"
-                await person.send_text(room, after)
-                rows = await _until("mail after the restart", lambda: _rows_with(session, after))
-                failed, text = await call(mcp, "read", id=str(rows[0][0]))
-                assert not failed and after in text, text
-            finally:
-                await person.close()
+            # kill -9 of the daemon: the shim starts a new one, which opens the same
+            # device from its store and reads what comes next.
+            for pid in daemon_pids(session.machine.home):
+                os.kill(pid, signal.SIGKILL)
+            after = f"after the restart {new_tag()}"
+            await person.send_text(room, after)
+            rows = await _until("mail after the restart", lambda: _rows_with(session, after))
+            failed, text = await call(mcp, "read", id=str(rows[0][0]))
+            assert not failed and after in text, text
 
     asyncio.run(scenario())
 
@@ -147,26 +158,20 @@ def test_an_encrypted_message_whose_key_comes_late_is_kept_then_shown(
     words = f"late key {new_tag()}"
 
     async def scenario() -> None:
-        async with mcp_session(session, tmp_path / "mcp.log") as mcp:
-            assert not (await call(mcp, "whoami"))[0]
-            try:
-                room = await person.open_encrypted_dm(session.user_id)
-                await person.wait_joined(room, session.user_id)
-                event_id = await person.send_text_withholding_key(room, words)
-                kept = await _until(
-                    "the unreadable message to be kept",
-                    lambda: session.rows(
-                        "SELECT id, subject FROM messages WHERE event_id = ?", event_id
-                    ),
-                )
-                assert "not readable yet" in str(kept[0][1])
-                failed, text = await call(mcp, "inbox")
-                assert not failed and "not readable yet" in text and words not in text
+        async with _in_a_dm(session, person, tmp_path) as (mcp, room):
+            event_id = await person.send_text_withholding_key(room, words)
+            kept = await _until(
+                "the unreadable message to be kept",
+                lambda: session.rows(
+                    "SELECT id, subject FROM messages WHERE event_id = ?", event_id
+                ),
+            )
+            assert "not readable yet" in str(kept[0][1])
+            failed, text = await call(mcp, "inbox")
+            assert not failed and "not readable yet" in text and words not in text
 
-                await person.share_key(room)
-                rows = await _until("the late key to open it", lambda: _rows_with(session, words))
-            finally:
-                await person.close()
+            await person.share_key(room)
+            rows = await _until("the late key to open it", lambda: _rows_with(session, words))
             assert [(r[0], r[1]) for r in rows] == [(kept[0][0], event_id)]  # same message
             assert session.rows("SELECT count(*) FROM undecrypted") == [(0,)]
             failed, text = await call(mcp, "read", id=str(rows[0][0]))
@@ -183,22 +188,16 @@ def test_a_message_whose_key_never_came_is_opened_by_asking_the_senders_devices(
     words = f"key asked for {new_tag()}"
 
     async def scenario() -> None:
-        async with mcp_session(session, tmp_path / "mcp.log") as mcp:
-            assert not (await call(mcp, "whoami"))[0]
-            try:
-                room = await person.open_encrypted_dm(session.user_id)
-                await person.wait_joined(room, session.user_id)
-                event_id = await person.send_text_withholding_key(room, words)
-                await person.sync_until(lambda: bool(person.key_requests), "a key request")
-                request = person.key_requests[0]
-                assert (request.sender, request.room_id) == (session.user_id, room)
-                kept = session.rows("SELECT id FROM messages WHERE event_id = ?", event_id)
-                assert kept and not _rows_with(session, words)
+        async with _in_a_dm(session, person, tmp_path) as (mcp, room):
+            event_id = await person.send_text_withholding_key(room, words)
+            await person.sync_until(lambda: bool(person.key_requests), "a key request")
+            request = person.key_requests[0]
+            assert (request.sender, request.room_id) == (session.user_id, room)
+            kept = session.rows("SELECT id FROM messages WHERE event_id = ?", event_id)
+            assert kept and not _rows_with(session, words)
 
-                await person.forward_requested_keys()  # the sender's device answers
-                rows = await _until("the key asked for", lambda: _rows_with(session, words))
-            finally:
-                await person.close()
+            await person.forward_requested_keys()  # the sender's device answers
+            rows = await _until("the key asked for", lambda: _rows_with(session, words))
             assert [(r[0], r[1]) for r in rows] == [(kept[0][0], event_id)]
             failed, text = await call(mcp, "read", id=str(rows[0][0]))
             assert not failed and words in text, text
@@ -223,37 +222,31 @@ def test_a_persons_device_is_verified_by_comparing_emoji_and_its_mail_is_no_long
         return session.run("verify", person.user_id, stdin=answer, ok=False)
 
     async def scenario() -> None:
-        async with mcp_session(session, tmp_path / "mcp.log") as mcp:
-            assert not (await call(mcp, "whoami"))[0]  # the daemon holds the device
-            try:
-                room = await person.open_encrypted_dm(session.user_id)
-                await person.wait_joined(room, session.user_id)
-                await person.send_text(room, before)
-                assert "(unverified device)" in await header_of(mcp, before)
+        async with _in_a_dm(session, person, tmp_path) as (mcp, room):
+            await person.send_text(room, before)
+            assert "(unverified device)" in await header_of(mcp, before)
 
-                # The person at the terminal says the emoji differ: nothing is verified.
-                command = asyncio.create_task(asyncio.to_thread(verify, "n\n"))
-                _shown, theirs = await person.answer_verification(match=True)
-                refused = await command
-                assert refused.returncode == 0, refused.stderr
-                assert "not verified: the emoji did not match" in refused.stdout
-                assert theirs.canceled and not theirs.verified
+            # The person at the terminal says the emoji differ: nothing is verified.
+            command = asyncio.create_task(asyncio.to_thread(verify, "n\n"))
+            _shown, theirs = await person.answer_verification(match=True)
+            refused = await command
+            assert refused.returncode == 0, refused.stderr
+            assert "not verified: the emoji did not match" in refused.stdout
+            assert theirs.canceled and not theirs.verified
 
-                # Now they match, on both sides: the device is verified.
-                command = asyncio.create_task(asyncio.to_thread(verify, "y\n"))
-                shown, theirs = await person.answer_verification(match=True)
-                done = await command
-                assert done.returncode == 0, done.stderr
-                assert "  ".join(f"{e} {name}" for e, name in shown) in done.stdout
-                assert f"verified {person.user_id}'s device {person.device_id}" in done.stdout
-                assert theirs.verified  # the person's client verified the session's device too
+            # Now they match, on both sides: the device is verified.
+            command = asyncio.create_task(asyncio.to_thread(verify, "y\n"))
+            shown, theirs = await person.answer_verification(match=True)
+            done = await command
+            assert done.returncode == 0, done.stderr
+            assert "  ".join(f"{e} {name}" for e, name in shown) in done.stdout
+            assert f"verified {person.user_id}'s device {person.device_id}" in done.stdout
+            assert theirs.verified  # the person's client verified the session's device too
 
-                await person.send_text(room, after)
-                assert "(unverified device)" not in await header_of(mcp, after)
-                listing = session.run("devices", person.user_id).stdout
-                assert person.device_id in listing and "verified" in listing, listing
-            finally:
-                await person.close()
+            await person.send_text(room, after)
+            assert "(unverified device)" not in await header_of(mcp, after)
+            listing = session.run("devices", person.user_id).stdout
+            assert person.device_id in listing and "verified" in listing, listing
 
     asyncio.run(scenario())
     # Asked from inside Claude Code, it is refused: an agent must not say the emoji match.
@@ -329,19 +322,11 @@ def test_a_lost_device_store_gives_a_new_device_with_the_same_matrix_id(
     words = f"to the new device {new_tag()}"
 
     async def scenario() -> None:
-        async with mcp_session(session, tmp_path / "mcp.log") as mcp:
-            assert not (await call(mcp, "whoami"))[0]
-            try:
-                room = await person.open_encrypted_dm(session.user_id)
-                await person.wait_joined(room, session.user_id)
-                await person.send_text(room, words)
-                rows = await _until(
-                    "the message to the new device", lambda: _rows_with(session, words)
-                )
-                failed, text = await call(mcp, "read", id=str(rows[0][0]))
-                assert not failed and words in text, text
-            finally:
-                await person.close()
+        async with _in_a_dm(session, person, tmp_path) as (mcp, room):
+            await person.send_text(room, words)
+            rows = await _until("the message to the new device", lambda: _rows_with(session, words))
+            failed, text = await call(mcp, "read", id=str(rows[0][0]))
+            assert not failed and words in text, text
 
     asyncio.run(scenario())
 
@@ -368,11 +353,8 @@ def test_a_new_device_of_a_known_contact_is_held_until_the_person_confirms_it(
 
     async def scenario() -> None:
         phone: Person | None = None
-        async with mcp_session(session, tmp_path / "mcp.log") as mcp:
-            assert not (await call(mcp, "whoami"))[0]
+        async with _in_a_dm(session, person, tmp_path) as (mcp, room):
             try:
-                room = await person.open_encrypted_dm(session.user_id)
-                await person.wait_joined(room, session.user_id)
                 assert "Not sent" not in await send(mcp, first)
                 await person.wait_text(first)  # the first device, pinned on first use
 
@@ -409,7 +391,6 @@ def test_a_new_device_of_a_known_contact_is_held_until_the_person_confirms_it(
                 assert "Not sent" not in await send(mcp, third)
                 await phone.wait_text(third)  # confirmed: the new device reads from now on
             finally:
-                await person.close()
                 if phone is not None:
                     await phone.close()
 

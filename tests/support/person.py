@@ -200,6 +200,10 @@ class Person:
             room, {"type": "m.room.message", "content": {"msgtype": "m.text", "body": text}}
         )
         payload = {k: v for k, v in payload.items() if k not in ("sender_key", "device_id")}
+        return await self._send_encrypted(room, payload)
+
+    async def _send_encrypted(self, room: str, payload: dict[str, Any]) -> str:
+        """An `m.room.encrypted` event as it is: room_send would share the key first."""
         method, path, data = nio.Api.room_send(
             self.client.access_token, room, "m.room.encrypted", payload, uuid.uuid4()
         )
@@ -207,10 +211,13 @@ class Person:
         assert isinstance(resp, nio.RoomSendResponse), resp
         return str(resp.event_id)
 
-    async def share_key_if_needed(self, room: str) -> None:
+    async def _learn_room_devices(self, room: str) -> None:
         await self.client.joined_members(room)
         if self.client.should_query_keys:
             await self.client.keys_query()
+
+    async def share_key_if_needed(self, room: str) -> None:
+        await self._learn_room_devices(room)
         if self.client.olm.should_share_group_session(room):
             await self.client.share_group_session(room, ignore_unverified_devices=True)
 
@@ -225,20 +232,12 @@ class Person:
             room, {"type": "m.room.message", "content": {"msgtype": "m.text", "body": text}}
         )
         session.shared = False
-        # Sent as it is: room_send would share the key first.
-        method, path, data = nio.Api.room_send(
-            self.client.access_token, room, "m.room.encrypted", payload, uuid.uuid4()
-        )
-        resp = await self.client._send(nio.RoomSendResponse, method, path, data, (room,))
-        assert isinstance(resp, nio.RoomSendResponse), resp
-        return str(resp.event_id)
+        return await self._send_encrypted(room, payload)
 
     async def share_key(self, room: str) -> None:
         """Send the room key to the room's devices now (learning them first, as room_send
         does before its first message)."""
-        await self.client.joined_members(room)
-        if self.client.should_query_keys:
-            await self.client.keys_query()
+        await self._learn_room_devices(room)
         olm = self.client.olm
         session = olm.outbound_group_sessions[room]
         if room in self._first_keys:  # the key from its first message on, not from now

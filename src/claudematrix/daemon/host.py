@@ -31,7 +31,7 @@ from claudematrix import __version__
 from claudematrix.daemon.identities import Identities
 from claudematrix.daemon.verification import serve_verification
 from claudematrix.errors import ClaudeMatrixError
-from claudematrix.identity import resolve_identity
+from claudematrix.identity import Identity, resolve_identity
 from claudematrix.ids import IdentityName
 from claudematrix.local import layout
 from claudematrix.mcp_server import build_server
@@ -198,14 +198,10 @@ class Daemon:
     async def _serve_mcp(
         self, hello: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        env = _session_env(hello)
-        as_name = hello.get("as")
-        try:
-            identity = resolve_identity(as_name if isinstance(as_name, str) else None, env)
-        except ClaudeMatrixError as exc:
-            await _answer(writer, {"ok": False, "error": str(exc)})
+        found = await self._welcome(hello, writer)
+        if found is None:
             return
-        await _answer(writer, {"ok": True, "pid": os.getpid(), "version": self.version})
+        identity, env = found
         self._sessions.add(writer)
         server = build_server(
             lambda: self.identities.lease(identity, env), caller=str(hello.get("client") or "")
@@ -215,15 +211,25 @@ class Daemon:
     async def _serve_verify(
         self, hello: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        found = await self._welcome(hello, writer)
+        if found is not None:
+            identity, env = found
+            await serve_verification(self.identities, identity, env, hello, reader, writer)
+
+    async def _welcome(
+        self, hello: dict[str, Any], writer: asyncio.StreamWriter
+    ) -> tuple[Identity, SessionEnv] | None:
+        """The caller's identity and environment, with our yes; None (and the reason told
+        to the caller) if its identity cannot be resolved."""
         env = _session_env(hello)
         as_name = hello.get("as")
         try:
             identity = resolve_identity(as_name if isinstance(as_name, str) else None, env)
         except ClaudeMatrixError as exc:
             await _answer(writer, {"ok": False, "error": str(exc)})
-            return
+            return None
         await _answer(writer, {"ok": True, "pid": os.getpid(), "version": self.version})
-        await serve_verification(self.identities, identity, env, hello, reader, writer)
+        return identity, env
 
     async def _serve_cli(self, hello: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         argv = hello.get("argv")
