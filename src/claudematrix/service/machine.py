@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -66,51 +65,50 @@ def machine_user(config: Config) -> UserID | None:
     return creds.user_id if creds else None
 
 
-_ROSTER_TTL_S = 1.0
-_roster: tuple[float, Path, frozenset[UserID]] | None = None
-
-
 def is_local(config: Config, user: UserID) -> bool:
-    """Is `user` an identity of this state dir? Cached; looked up again (at most once a
-    second) for a user not seen before, such as a session that just started."""
-    global _roster
-    root = state_dir() / layout.IDENTITIES
-    now = time.monotonic()
-    fresh = _roster is not None and _roster[1] == root and now - _roster[0] < _ROSTER_TTL_S
-    if _roster is not None and _roster[1] == root and (user in _roster[2] or fresh):
-        return user in _roster[2]
-    users = frozenset(local_users(config))
-    _roster = (now, root, users)
-    return user in users
+    """Is `user` an identity of this state dir? Cached, and read again whenever an account
+    file appeared or changed (so a session that just started is known at once)."""
+    return user in _accounts() or user in _accounts(fresh=True)
 
 
 def local_users(config: Config) -> set[UserID]:
     """Every Matrix account this state dir holds credentials for: this machine's identities."""
-    return set(_local_accounts())
+    return set(_accounts(fresh=True))
 
 
 def is_local_device(config: Config, user: UserID, device_id: str) -> bool:
     """Is `device_id` the device this state dir's account for `user` logs in with? Proof
     that a message came from this machine's own session, not from a device added elsewhere
     with a stolen login."""
-    if device_id and _devices.get(user) == device_id:
-        return True
-    if not device_id or not is_local(config, user):
+    if not device_id:
         return False
-    _devices.clear()
-    _devices.update(_local_accounts())
-    return _devices.get(user) == device_id
+    return device_id in (_accounts().get(user), _accounts(fresh=True).get(user))
 
 
-_devices: dict[UserID, str] = {}  # local account -> its device, as last read
+# (the identities dir, each account file's path and mtime, account -> its device), as last
+# read
+_read: tuple[Path | None, tuple[tuple[str, int, int, int], ...], dict[UserID, str]] = (None, (), {})
 
 
-def _local_accounts() -> dict[UserID, str]:
-    found: dict[UserID, str] = {}
+def _accounts(*, fresh: bool = False) -> dict[UserID, str]:
+    """This state dir's accounts and their devices: as last read, or (`fresh`) read again
+    if any account file is new, changed or gone since; stat calls only, when none is."""
+    global _read
     root = state_dir() / layout.IDENTITIES
-    for account in root.glob(f"*/{layout.ACCOUNT}"):
+    if not fresh and _read[0] == root:
+        return _read[2]
+    files: list[tuple[str, int, int, int]] = []
+    for account in sorted(root.glob(f"*/{layout.ACCOUNT}")):
+        with contextlib.suppress(OSError):
+            info = account.stat()  # a rewrite within one clock tick still shows in size or inode
+            files.append((str(account), info.st_mtime_ns, info.st_size, info.st_ino))
+    signature = tuple(files)
+    if (root, signature) == _read[:2]:
+        return _read[2]
+    found: dict[UserID, str] = {}
+    for path, *_changed in files:
         try:
-            data = read_json(account)
+            data = read_json(Path(path))
         except Exception:  # noqa: BLE001 - a broken file is someone else's error to report
             continue
         if not isinstance(data, dict):
@@ -118,6 +116,7 @@ def _local_accounts() -> dict[UserID, str]:
         user = data.get("user_id")
         if isinstance(user, str) and user.startswith("@"):
             found[UserID(user)] = str(data.get("device_id") or "")
+    _read = (root, signature, found)
     return found
 
 
