@@ -18,6 +18,7 @@ import sqlite3
 import stat
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from contextlib import closing
@@ -29,6 +30,7 @@ from mcp.client.session import ClientSession
 
 from claudematrix.homeserver import register_account
 from integration.harness import Who, call, machine_one, mcp_session, new_tag, project_dir
+from support import wait_until
 from support.daemon import daemon_pids
 from support.person import Person
 
@@ -395,3 +397,27 @@ def test_a_new_device_of_a_known_contact_is_held_until_the_person_confirms_it(
                     await phone.close()
 
     asyncio.run(scenario())
+
+
+def test_the_first_encrypted_mail_between_this_machines_sessions_is_not_marked(
+    shared_homeserver: SharedHomeserver, tmp_path: Path
+) -> None:
+    project = project_dir(tmp_path, "p")
+    alice, bob = (Who(machine_one(shared_homeserver), f"{n}{new_tag()}", project) for n in "ab")
+    # Alice's device keys are out before Bob's first sync, so no sync of Bob's ever says
+    # they changed: Bob has never looked them up when her first mail comes.
+    alice.start()
+    alice.run("inbox")
+    bob.start()
+    bob.run("inbox")  # its device keys are published, so the DM is encrypted
+    words = f"first words {new_tag()}"
+    alice.run("send", bob.user_id, words)
+    [mail] = wait_until(
+        lambda: [m for m in bob.inbox() if m["from"] == alice.user_id], 30, "the mail to arrive"
+    )
+    [(room,)] = bob.rows("SELECT room_id FROM messages WHERE body LIKE ?", f"%{words}%")
+    token = json.loads((bob.dir / "account.json").read_text())["access_token"]
+    room_path = f"/rooms/{urllib.parse.quote(str(room))}/state/m.room.encryption"
+    assert _get(shared_homeserver.url, room_path, token)["algorithm"]  # an encrypted DM
+    # Bob had never looked up Alice's devices: it does before deciding who encrypted it.
+    assert mail["unverified_device"] is False, mail

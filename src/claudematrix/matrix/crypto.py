@@ -16,6 +16,7 @@ decrypted yet returns None and is retried when keys arrive.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import secrets
@@ -250,6 +251,17 @@ class Crypto:
             await self._nio.send_to_device_messages()
         except (aiohttp.ClientError, asyncio.TimeoutError, nio.LocalProtocolError):
             log.debug("device upkeep failed; retried after the next sync", exc_info=True)
+
+    async def know_devices(self, users: set[str]) -> None:
+        """Learn the devices of senders we do not follow yet, so that what they encrypted is
+        tied to the device that did (else it shows as from an unknown, unverified one)."""
+        olm = self._olm
+        unknown = users - olm.tracked_users
+        if unknown:
+            olm.add_changed_users(unknown)
+        if olm.should_query_keys:
+            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                await self._nio.keys_query()
 
     # --- keys that did not come: asked for from the sender's devices ----------------------
 

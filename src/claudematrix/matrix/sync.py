@@ -168,6 +168,9 @@ async def sync_once(
     found: list[tuple[RoomRecord, Message]] = []
     unreadable: dict[EventID, dict[str, Any]] = {}
     senders = {UserID(str(e.get("sender", ""))) for _r, _k, tl in with_mail for e in tl}
+    if crypto is not None:
+        sealed = {str(e.get("sender")) for _, _, tl in with_mail for e in tl if _encrypted(e)}
+        await crypto.know_devices(sealed - {me})
     stored_published, stored_names = store.display_names(senders - blocked)
     for room_id, record, timeline in with_mail:
         for event in timeline:
@@ -262,6 +265,10 @@ def _from_decrypted(
         return message
     trusted = plain.verified or vouched(message.sender, plain.device_id)
     return message if trusted else replace(message, unverified_device=True)
+
+
+def _encrypted(event: dict[str, Any]) -> bool:
+    return event.get("type") == ENCRYPTED_EVENT
 
 
 def _kind_of(store: Store, room_id: str) -> str:
