@@ -544,9 +544,13 @@ class MatrixClient:
             raise HomeserverError("sending the message failed: no event id in the answer")
         return EventID(event_id)
 
+    def known_encrypted(self, room: RoomID) -> bool:
+        """Whether the sync (or an earlier look) has seen encryption on in the room."""
+        return room in self._sealed_rooms or bool(self.crypto and self.crypto.is_encrypted(room))
+
     async def is_encrypted(self, room: RoomID) -> bool:
         """Whether the room has encryption on: from the sync, else asked once per process."""
-        if room in self._sealed_rooms or (self.crypto and self.crypto.is_encrypted(room)):
+        if self.known_encrypted(room):
             return True
         if room in self._plain_rooms:
             return False

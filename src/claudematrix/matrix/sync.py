@@ -200,6 +200,10 @@ async def sync_once(
                     )
             else:
                 message = message_from_event(event, room_id, me, sender_name=name, peer=record.peer)
+                if message is not None and message.sender != me and client.known_encrypted(room_id):
+                    # Plaintext where everything is encrypted: no device vouches for it, and
+                    # a stolen login must not get round the mark by leaving encryption out.
+                    message = replace(message, unverified_device=True)
             if message is not None:
                 found.append((record, message))
     others = {m.sender for _, m in found if m.sender != me}

@@ -26,13 +26,17 @@ class CannedClient:
     crypto = None  # no encryption device: encrypted events stay unreadable
 
     def note_encrypted(self, room: RoomID) -> None:
-        pass
+        self.encrypted.add(room)
+
+    def known_encrypted(self, room: RoomID) -> bool:
+        return room in self.encrypted
 
     def membership_changed(self, room: RoomID) -> None:
         pass
 
     def __init__(self, response: dict[str, Any]) -> None:
         self.response = response
+        self.encrypted: set[RoomID] = set()
 
     async def sync(
         self, since: str | None, timeout_ms: int, *, full_state: bool = False
@@ -206,3 +210,32 @@ def test_an_unreadable_message_from_a_stranger_is_held_as_a_request() -> None:
     assert outcome.new_message_ids == [] and outcome.held == 1
     assert [r.inviter for r in store.requests()] == [BOB]
     assert [e for e, _r, _raw in store.undecrypted()] == ["$e2"]
+
+
+def test_plaintext_in_a_room_with_encryption_on_is_marked_as_vouched_for_by_no_device() -> None:
+    store = Store.in_memory()
+    store.commit_sync(
+        SyncBatch(next_batch="s0", rooms=[RoomRecord(DM, "dm", BOB), RoomRecord(LOBBY, "lobby")])
+    )
+    text = build_content("hi", "hello", Label.PRIVATE)
+    encryption = {"algorithm": "m.megolm.v1.aes-sha2"}
+    response = {
+        "next_batch": "s1",
+        "rooms": {
+            "join": {
+                DM: {
+                    "state": {
+                        "events": [_event("m.room.encryption", BOB, encryption, 1, state_key="")]
+                    },
+                    "timeline": {"events": [_event("m.room.message", BOB, text, 2)]},
+                },
+                LOBBY: {"timeline": {"events": [_event("m.room.message", BOB, text, 3)]}},
+            }
+        },
+    }
+    outcome = _step(store, response, _everyone)
+    marked = {
+        store.message(str(i)).room_id: store.message(str(i)).unverified_device
+        for i in outcome.new_message_ids
+    }
+    assert marked == {DM: True, LOBBY: False}
