@@ -421,3 +421,5 @@ def test_the_first_encrypted_mail_between_this_machines_sessions_is_not_marked(
     assert _get(shared_homeserver.url, room_path, token)["algorithm"]  # an encrypted DM
     # Bob had never looked up Alice's devices: it does before deciding who encrypted it.
     assert mail["unverified_device"] is False, mail
+    # Nobody is there to compare emoji, and nothing needs it.
+    assert "nothing to verify" in bob.run("verify", alice.user_id).stdout

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from claudematrix.errors import EncryptionUnavailable, InvalidInput, VerificationFailed
 from claudematrix.ids import parse_user_id
 from claudematrix.local import layout
+from claudematrix.service.machine import is_local
 
 if TYPE_CHECKING:
     from claudematrix.service.session import Service
@@ -38,6 +39,11 @@ async def verify_device(
 ) -> str:
     """Verify one device of `user` by emoji; what came of it, in one line."""
     user_id = parse_user_id(user.strip())
+    if is_local(service.config, user_id):  # no person there to compare emoji
+        return (
+            f"nothing to verify: {user_id} is a session of this machine, whose device is "
+            "known from this machine's own accounts"
+        )
     verifying = _device(service).verifications
     found = await verifying.devices_of(user_id)
     if not found:
