@@ -10,6 +10,10 @@ JSON line on stdin:
 - send: reads commands on stdin, `send <room> <token>` and `burst <room> <n> <tag>`, and
   prints `sent <token> <t0> <t1>` / `burst <tag> <t0> <t1>` (t0 before the request, t1 after
   the answer).
+- listening-send: the same sender, which also keeps a long-poll of its own open on a second
+  connection, as any client that can receive does (its own events filtered out, renewed
+  every 120 s, like a session's sync in the daemon). Context for the budgets: the plain
+  sender syncs nothing, so the homeserver has no sync of the sender's to wake per message.
 
 Both exit when stdin closes. Standard library only, so nothing here is "our code".
 """
@@ -58,13 +62,16 @@ class RawError(Exception):
 class Raw:
     """One keep-alive HTTP connection to the homeserver, as one user (or anonymous)."""
 
-    def __init__(self, base_url: str, token: str | None = None, user_id: str = "") -> None:
+    def __init__(
+        self, base_url: str, token: str | None = None, user_id: str = "", timeout: float = 90
+    ) -> None:
         parts = urllib.parse.urlsplit(base_url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
         self.base_url = base_url
         self.token = token
         self.user_id = user_id
+        self.timeout = timeout
         self._conn: http.client.HTTPConnection | None = None
 
     def close(self) -> None:
@@ -79,7 +86,7 @@ class Raw:
             headers["Authorization"] = f"Bearer {self.token}"
         for attempt in (1, 2):
             if self._conn is None:
-                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=90)
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
             try:
                 self._conn.request(method, path, body=data, headers=headers)
                 resp = self._conn.getresponse()
@@ -209,7 +216,28 @@ def answer_send_command(cmd: list[str], send: Callable[[str, str], object]) -> N
         _out(f"burst {tag} {t0!r} {t1!r}")
 
 
-def _send(client: Raw) -> None:
+# How long a listening sender's long-poll waits: the daemon's (service/session.py).
+_LISTEN_POLL_MS = 120_000
+
+
+def _listen(client: Raw) -> None:
+    """Long-poll /sync forever as the sender, its own events filtered out; read nothing."""
+    room = SYNC_FILTER["room"]
+    timeline = {**room["timeline"], "not_senders": [client.user_id]}
+    own_filter = json.dumps({**SYNC_FILTER, "room": {**room, "timeline": timeline}})
+    query = {"timeout": "0", "filter": own_filter}
+    since = client.call("GET", "/_matrix/client/v3/sync?" + urllib.parse.urlencode(query))
+    token = since.get("next_batch")
+    while True:
+        query = {"timeout": str(_LISTEN_POLL_MS), "filter": own_filter, "since": str(token)}
+        resp = client.call("GET", "/_matrix/client/v3/sync?" + urllib.parse.urlencode(query))
+        token = resp.get("next_batch", token)
+
+
+def _send(client: Raw, *, listening: bool = False) -> None:
+    if listening:
+        poller = Raw(client.base_url, client.token, client.user_id, _LISTEN_POLL_MS / 1000 + 30)
+        threading.Thread(target=_listen, args=(poller,), daemon=True).start()
     _out("ready")
     for line in sys.stdin:
         cmd = line.split()
@@ -223,7 +251,7 @@ def main() -> None:
     if spec["role"] == "recv":
         _recv(client)
     else:
-        _send(client)
+        _send(client, listening=spec["role"] == "listening-send")
 
 
 if __name__ == "__main__":

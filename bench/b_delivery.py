@@ -9,6 +9,10 @@ Delivery: the time from the sender's call until the recipient has the message.
   and B's mail.marker names it (what the hooks read).
 Samples alternate raw, ours, raw, ours.
 
+Context beside the budget: the same raw send from a sender that also keeps its own long-poll
+open (`listening-send` in bench/_rawpeer.py), as every session's identity does in the daemon.
+The homeserver wakes that poll for the sender's own message too; the plain raw sender has none.
+
 Encrypted delivery: A's and B's DM is end-to-end encrypted (ClaudeMatrix makes every DM so);
 the same `send` tool into a plaintext room that holds just the two of them (made by the bench
 with A's own token; B joins) is its baseline. Samples alternate with the others.
@@ -30,7 +34,7 @@ from contextlib import closing
 from pathlib import Path
 
 from bench._env import BenchError
-from bench._proc import collect, cpu_seconds, synapse_pid
+from bench._proc import Peer, collect, cpu_seconds, synapse_pid
 from bench._rawpeer import Raw, RawError
 from bench._stats import Dist, Row
 from bench._watch import StoreWatch
@@ -48,9 +52,13 @@ def bench_delivery(ctx: Ctx) -> list[Row]:
     sender_raw, recipient_raw = ctx.raw_user("raw-a"), ctx.raw_user("raw-b")
     room = sender_raw.create_room([recipient_raw.user_id], direct=True)
     recipient_raw.join(room)
+    listener_raw = ctx.raw_user("raw-al")
+    listened_room = listener_raw.create_room([recipient_raw.user_id], direct=True)
+    recipient_raw.join(listened_room)
     rsend = ctx.raw_peer("raw-send", "send", sender_raw)
+    rlisten = ctx.raw_peer("raw-listen", "listening-send", listener_raw)
     rrecv = ctx.raw_peer("raw-recv", "recv", recipient_raw)
-    peers = [rsend, rrecv]
+    peers = [rsend, rlisten, rrecv]
     ours = ctx.our_peers(["bench-a", "bench-b"])
     a, b = ours
     watch = StoreWatch([b.dir, a.dir])
@@ -58,9 +66,9 @@ def bench_delivery(ctx: Ctx) -> list[Row]:
         ctx.raw_peers_ready(peers)
         plain_room = _plaintext_room(ctx, a.dir, b.dir)
 
-        def raw_once(token: str) -> tuple[float, float]:
-            rsend.write(f"send {room} {token}")
-            sent = rsend.expect("sent", DELIVERY_TIMEOUT)
+        def raw_once(token: str, sender: Peer = rsend, to: str = room) -> tuple[float, float]:
+            sender.write(f"send {to} {token}")
+            sent = sender.expect("sent", DELIVERY_TIMEOUT)
             t0, t1 = float(sent[2]), float(sent[3])
             t = float(rrecv.expect(f"got {token} ", DELIVERY_TIMEOUT, f"raw receipt {token}")[2])
             return (t - t0) * 1000, (t1 - t0) * 1000
@@ -93,6 +101,7 @@ def bench_delivery(ctx: Ctx) -> list[Row]:
 
         for i in range(3):  # warm-up: the DM room is made, connections open, keys shared
             raw_once(f"dw{i}r")
+            raw_once(f"dw{i}l", rlisten, listened_room)
             ours_once(f"dw{i}o")
             ours_once(f"dw{i}p", plain_room)
         _require_encrypted_dm(ctx, a.dir, b.user_id)
@@ -102,6 +111,7 @@ def bench_delivery(ctx: Ctx) -> list[Row]:
         row_only = Dist("send tool -> row in recipient's store", "ms")
         returned = Dist("send tool returns", "ms")
         plain = Dist("send tool -> recipient, plaintext room of the two", "ms")
+        listened = Dist("raw send -> /sync receipt, the sender long-polling too", "ms")
         for i in range(reps):
             got_raw, back_raw = raw_once(f"d{i}r")
             raw.samples.append(got_raw)
@@ -111,6 +121,7 @@ def bench_delivery(ctx: Ctx) -> list[Row]:
             row_only.samples.append(row_at)
             returned.samples.append(back)
             plain.samples.append(ours_once(f"d{i}p", plain_room)[0])
+            listened.samples.append(raw_once(f"d{i}l", rlisten, listened_room)[0])
     finally:
         watch.close()
         ctx.stop(peers)
@@ -122,12 +133,15 @@ def bench_delivery(ctx: Ctx) -> list[Row]:
         note=f"{reps} pairs; ours ends when the row is in the store and mail.marker names it; "
         f"the row alone: p50 {row_only.q('p50'):.1f} ms, p99 {row_only.q('p99'):.1f} ms; "
         f"the send call returns after p50 {returned.q('p50'):.1f} ms (raw "
-        f"{raw_returned.q('p50'):.1f} ms)",
+        f"{raw_returned.q('p50'):.1f} ms); context: a raw sender that keeps its own long-poll "
+        f"open, as a session does, delivers in p50 {listened.q('p50'):.1f} ms "
+        f"(ours {mine.q('p50') / listened.q('p50'):.2f}x that)",
     )
     row.extra.update(
         row_visible_ms=row_only.summary(),
         send_return_ms=returned.summary(),
         raw_send_return_ms=raw_returned.summary(),
+        raw_listening_sender_ms=listened.summary(),
     )
     sealed = Dist("send tool -> recipient, their encrypted DM", "ms", list(mine.samples))
     encrypted = judge(
@@ -190,9 +204,19 @@ def bench_throughput(ctx: Ctx) -> list[Row]:
         room = sender.create_room([recipient_raw.user_id], direct=True)
         recipient_raw.join(room)
         rooms.append(room)
+    # Context: as many raw senders again, each also long-polling (as a session's identity).
+    listeners_raw = [ctx.raw_user(f"raw-tp-l{k}") for k in range(n)]
+    listened_rooms = []
+    for sender in listeners_raw:
+        room = sender.create_room([recipient_raw.user_id], direct=True)
+        recipient_raw.join(room)
+        listened_rooms.append(room)
     rrecv = ctx.raw_peer("raw-tp-recv", "recv", recipient_raw)
     rsends = [ctx.raw_peer(f"raw-tp-send{k}", "send", s) for k, s in enumerate(senders_raw)]
-    raw_peers = [rrecv, *rsends]
+    rlistens = [
+        ctx.raw_peer(f"raw-tp-listen{k}", "listening-send", s) for k, s in enumerate(listeners_raw)
+    ]
+    raw_peers = [rrecv, *rsends, *rlistens]
     ours = ctx.our_peers(["bench-tp-r"] + [f"bench-tp-s{k}" for k in range(n)])
     recipient, senders = ours[0], ours[1:]
     watch = StoreWatch([recipient.dir])
@@ -211,10 +235,12 @@ def bench_throughput(ctx: Ctx) -> list[Row]:
             s.peer.expect("sent", 30.0)
         for k, room in enumerate(rooms):
             rsends[k].write(f"send {room} tpw{k}r")
-        collect(raw_peers, _counter(n, 0, "tpw"), 30.0, "raw warm-up")
+            rlistens[k].write(f"send {listened_rooms[k]} tpw{k}l")
+        collect(raw_peers, _counter(2 * n, 0, "tpw"), 30.0, "raw warm-up")
 
         syn_pid = synapse_pid(ctx.config)
-        raw_pids = [p.proc.pid for p in raw_peers]
+        raw_pids = [rrecv.proc.pid] + [p.proc.pid for p in rsends]
+        listening_pids = [rrecv.proc.pid] + [p.proc.pid for p in rlistens]
         # Ours: the session processes, their shims and the daemon that does the work.
         our_pids = [p.peer.proc.pid for p in ours] + [p.shim_pid for p in ours]
         our_pids.append(daemon_pid(ctx.env.home))
@@ -223,6 +249,8 @@ def bench_throughput(ctx: Ctx) -> list[Row]:
             "raw_clients": [],
             "ours_synapse": [],
             "ours_clients": [],
+            "listening_synapse": [],
+            "listening_clients": [],
         }
 
         def cpu_round(
@@ -235,9 +263,9 @@ def bench_throughput(ctx: Ctx) -> list[Row]:
             cpu[f"{side}_clients"].append((cpu_seconds(pids) - cli0) * 1000 / total)
             return rates
 
-        def raw_round(tag: str) -> tuple[float, float]:
-            for k, room in enumerate(rooms):
-                rsends[k].write(f"burst {room} {per} {tag}k{k}")
+        def raw_round(tag: str, senders: list[Peer], to: list[str]) -> tuple[float, float]:
+            for k, room in enumerate(to):
+                senders[k].write(f"burst {room} {per} {tag}k{k}")
             bursts: list[tuple[float, float]] = []
             got: list[float] = []
 
@@ -248,7 +276,7 @@ def bench_throughput(ctx: Ctx) -> list[Row]:
                     got.append(float(f[2]))
                 return len(bursts) == n and len(got) == total
 
-            collect(raw_peers, accept, 120.0, f"raw burst {tag}")
+            collect([rrecv, *senders], accept, 120.0, f"raw burst {tag}")
             return _rates(bursts, max(got), total)
 
         def ours_round(tag: str) -> tuple[float, float]:
@@ -270,10 +298,15 @@ def bench_throughput(ctx: Ctx) -> list[Row]:
 
         raw_sent, raw_got = Dist("raw Synapse sends", "msg/s"), Dist("raw delivered", "msg/s")
         our_sent, our_got = Dist("send tool", "msg/s"), Dist("ours delivered", "msg/s")
+        listening_sent = Dist("raw Synapse sends, senders long-polling", "msg/s")
         for r in range(rounds):
-            sent, got_rate = cpu_round("raw", raw_pids, functools.partial(raw_round, f"tp{r}r"))
+            plain_round = functools.partial(raw_round, f"tp{r}r", rsends, rooms)
+            sent, got_rate = cpu_round("raw", raw_pids, plain_round)
             raw_sent.samples.append(sent)
             raw_got.samples.append(got_rate)
+            listening_round = functools.partial(raw_round, f"tp{r}l", rlistens, listened_rooms)
+            sent, _ = cpu_round("listening", listening_pids, listening_round)
+            listening_sent.samples.append(sent)
             sent, got_rate = cpu_round("ours", our_pids, functools.partial(ours_round, f"tp{r}o"))
             our_sent.samples.append(sent)
             our_got.samples.append(got_rate)
@@ -290,12 +323,16 @@ def bench_throughput(ctx: Ctx) -> list[Row]:
         f"recipient: raw p50 {raw_got.q('p50'):.1f}/s, ours p50 {our_got.q('p50'):.1f}/s; "
         "CPU ms per message, Synapse / clients: raw "
         f"{_mean(cpu['raw_synapse']):.1f} / {_mean(cpu['raw_clients']):.1f}, ours "
-        f"{_mean(cpu['ours_synapse']):.1f} / {_mean(cpu['ours_clients']):.1f}",
+        f"{_mean(cpu['ours_synapse']):.1f} / {_mean(cpu['ours_clients']):.1f}; context: raw "
+        f"senders that keep their own long-poll open, as sessions do: p50 "
+        f"{listening_sent.q('p50'):.1f}/s (ours {our_sent.q('p50') / listening_sent.q('p50'):.2f}x "
+        f"that), Synapse CPU {_mean(cpu['listening_synapse']):.1f} ms per message",
     )
     row.extra.update(
         delivered_raw=raw_got.summary(),
         delivered_ours=our_got.summary(),
         cpu_ms_per_message={k: [round(x, 2) for x in v] for k, v in cpu.items()},
+        raw_listening_senders=listening_sent.summary(),
     )
     return [row]
 
