@@ -24,6 +24,8 @@ def _fmt(x: float, unit: str) -> str:
         return "-"
     if unit == "ms":
         return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 1000 else f"{x:.0f}"
+    if 0 < abs(x) < 1:  # e.g. idle CPU in cores: 0.016, not 0.0
+        return f"{x:.3f}"
     return f"{x:.1f}"
 
 
