@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from claudematrix.errors import ConfigError
+from claudematrix.federation.address import FederationAddress, parse_federation_address
 from claudematrix.local import layout
 from claudematrix.paths import read_json, state_dir, write_json_private
 from claudematrix.session_env import SessionEnv
@@ -36,6 +37,7 @@ _ENV_KEYS = {
     "CLAUDEMATRIX_SYNAPSE_VENV": "synapse_venv",
     "CLAUDEMATRIX_MACHINE_NAME": "machine_name",
     "CLAUDEMATRIX_MODE": "mode",
+    "CLAUDEMATRIX_FEDERATION": "federation",
 }
 _PLUGIN_MODE = "CLAUDEMATRIX_PLUGIN_MODE"
 _MODES = ("secret", "private", "trusted", "public")
@@ -56,6 +58,8 @@ class Config:
     owner_password: str | None
     owner_access_token: str | None
     synapse_venv: Path | None
+    # Where the embedded homeserver's federation listener binds; None: no federation at all.
+    federation: FederationAddress | None = None
     # The mode a new identity starts in (default private); applied before it
     # joins or publishes anything.
     default_mode: str = "private"
@@ -79,16 +83,24 @@ def _config_path(home: Path) -> Path:
     return home / layout.CONFIG
 
 
-def _first_init(home: Path) -> dict[str, Any]:
-    """Settings chosen once per state dir and kept: the machine's identity and server name."""
+def _first_init(home: Path, environ: Any) -> dict[str, Any]:
+    """Settings chosen once per state dir and kept: the machine's identity and server name.
+
+    The server name is part of every Matrix ID made here, so it is fixed at the first run:
+    CLAUDEMATRIX_SERVER_NAME if set, else the federation address if the machine is set up to
+    federate from the start (other machines reach it by that name), else "localhost".
+    """
     stored = read_json(_config_path(home)) or {}
     if not isinstance(stored, dict):
         raise ConfigError(f"{_config_path(home)} must hold a JSON object; fix or delete it")
-    changed = False
     if "machine_id" not in stored:
         stored["machine_id"] = secrets.token_hex(4)
-        changed = True
-    if changed:
+        federation = environ.get("CLAUDEMATRIX_FEDERATION") or stored.get("federation")
+        chosen = environ.get("CLAUDEMATRIX_SERVER_NAME") or stored.get("server_name")
+        if not chosen and federation:
+            address = parse_federation_address(str(federation))
+            chosen = None if address.unspecified else str(address)
+        stored["server_name"] = chosen or DEFAULT_SERVER_NAME
         write_json_private(_config_path(home), stored)
     return stored
 
@@ -97,7 +109,7 @@ def load_config(session: SessionEnv | None = None) -> Config:
     """The settings of `session` (default: this process's own environment)."""
     environ = os.environ if session is None else session.environ
     home = state_dir()
-    values: dict[str, Any] = dict(_first_init(home))
+    values: dict[str, Any] = dict(_first_init(home, environ))
     # The plugin's "mode" option (.mcp.json passes it on): below the environment variable,
     # above config.json. Unset, it arrives empty.
     if environ.get(_PLUGIN_MODE):
@@ -117,6 +129,7 @@ def load_config(session: SessionEnv | None = None) -> Config:
     if not 0 < port < 65536:
         raise ConfigError(f"port {port} is out of range: use 1-65535")
     venv = values.get("synapse_venv")
+    federation = values.get("federation")
     mode = str(values.get("mode") or "private").strip().lower()
     if mode not in _MODES:
         raise ConfigError(
@@ -135,5 +148,6 @@ def load_config(session: SessionEnv | None = None) -> Config:
         owner_password=values.get("owner_password"),
         owner_access_token=values.get("owner_access_token"),
         synapse_venv=Path(venv).expanduser() if venv else None,
+        federation=parse_federation_address(str(federation)) if federation else None,
         default_mode=mode,
     )

@@ -20,6 +20,7 @@ __all__ = [
     "HomeserverInstallFailed",
     "HomeserverError",
     "VerificationFailed",
+    "PairingRefused",
     "RegistrationFailed",
     "LockHeld",
     "PolicyRefused",
@@ -191,3 +192,10 @@ class VerificationFailed(ClaudeMatrixError):
     """Emoji verification of a device did not finish (no answer in time, or canceled)."""
 
     exit_code = 9
+
+
+class PairingRefused(ClaudeMatrixError):
+    """Another machine could not be paired: its card is wrong, or the certificate it
+    presents is not the one on the card (a stale card, or an impostor)."""
+
+    exit_code = 10

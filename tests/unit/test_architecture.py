@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     (
         "claudematrix.types",
         "claudematrix.paths",
+        "claudematrix.federation",
         "claudematrix.config",
         "claudematrix.locks",
         "claudematrix.workspace",
@@ -50,6 +51,14 @@ CONFINED = {
         "claudematrix.errors",
         "claudematrix.paths",
         "claudematrix.config",
+        "claudematrix.federation",
+        "claudematrix.local",
+    ),
+    # Addresses, certificates, cards and the paired list: below config, which reads them.
+    "claudematrix.federation": (
+        "claudematrix.federation",
+        "claudematrix.errors",
+        "claudematrix.paths",
         "claudematrix.local",
     ),
 }
@@ -60,6 +69,7 @@ OWNERS = {
     "mcp": ("claudematrix.mcp_server",),
     "pydantic": ("claudematrix.mcp_server",),
     "click": ("claudematrix.cli",),
+    "cryptography": ("claudematrix.federation",),
     "sqlite3": ("claudematrix.store", "claudematrix.local.mailbox"),
 }
 

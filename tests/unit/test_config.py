@@ -130,3 +130,39 @@ def test_secrets_never_show_in_its_repr(monkeypatch: pytest.MonkeyPatch) -> None
     shown = repr(config)
     assert "homeserver='http://127.0.0.1:18008'" in shown
     assert not any(value in shown for value in secrets.values()), shown
+
+
+def test_the_server_name_is_chosen_at_first_initialisation_and_kept(
+    isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLAUDEMATRIX_FEDERATION", "127.0.0.2:8448")
+    config = load_config()
+    assert config.server_name == "127.0.0.2:8448"  # other machines reach it by that name
+    assert config.federation is not None and str(config.federation) == "127.0.0.2:8448"
+    assert json.loads((isolated_home / "config.json").read_text())["server_name"] == (
+        "127.0.0.2:8448"
+    )
+    monkeypatch.setenv("CLAUDEMATRIX_FEDERATION", "127.0.0.3:8448")  # later: the name stays
+    assert load_config().server_name == "127.0.0.2:8448"
+
+
+def test_an_existing_install_keeps_localhost_when_federation_is_set_later(
+    isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_config()
+    stored = isolated_home / "config.json"
+    before = json.loads(stored.read_text())
+    before.pop("server_name")  # as every install made before server names were recorded
+    stored.write_text(json.dumps(before))
+    monkeypatch.setenv("CLAUDEMATRIX_FEDERATION", "127.0.0.2:8448")
+    assert load_config().server_name == DEFAULT_SERVER_NAME
+
+
+def test_binding_every_interface_does_not_become_the_server_name(
+    isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLAUDEMATRIX_FEDERATION", "0.0.0.0:8448")
+    assert load_config().server_name == DEFAULT_SERVER_NAME
+    monkeypatch.setenv("CLAUDEMATRIX_FEDERATION", "no port")
+    with pytest.raises(ConfigError, match="ADDRESS:PORT"):
+        load_config()

@@ -9,6 +9,7 @@ from claudematrix.cli import (  # noqa: F401  (registers commands)
     account,
     daemon,
     demo,
+    machines,
     messaging,
     people,
     server,

@@ -8,11 +8,12 @@ from __future__ import annotations
 from .accounts import RegisteredAccount, register_account, reset_password, user_exists
 from .install import SYNAPSE_VERSION, ensure_installed
 from .layout import HomeserverPaths, homeserver_paths
-from .process import HomeserverStatus, start, status, stop
+from .process import HomeserverStatus, apply_settings, start, status, stop
 from .synapse_config import registration_shared_secret
 
 __all__ = [
     "SYNAPSE_VERSION",
+    "apply_settings",
     "HomeserverPaths",
     "HomeserverStatus",
     "RegisteredAccount",

@@ -65,6 +65,15 @@ class HomeserverPaths:
         return self.root / "signing.key"
 
     @property
+    def tls_cert_path(self) -> Path:
+        """The federation listener's certificate, made by this machine (claudematrix.federation)."""
+        return self.root / "federation.crt"
+
+    @property
+    def tls_key_path(self) -> Path:
+        return self.root / "federation.key"
+
+    @property
     def db_path(self) -> Path:
         return self.root / "homeserver.db"
 

@@ -115,6 +115,26 @@ def start(config: Config, progress: Callable[[str], None] = lambda _m: None) -> 
     return status(config)
 
 
+def apply_settings(
+    config: Config, progress: Callable[[str], None] = lambda _m: None
+) -> HomeserverStatus:
+    """Rewrite homeserver.yaml from the current settings (e.g. the paired machines); a
+    running homeserver whose settings changed is restarted to take them on."""
+    if not config.embedded:
+        return status(config)
+    paths = homeserver_paths(config)
+    try:
+        before: str | None = paths.config_path.read_text()
+    except FileNotFoundError:
+        before = None
+    ensure_config(config)
+    if before != paths.config_path.read_text() and _running_pid(paths) is not None:
+        progress("restarting the homeserver with the new settings")
+        stop(config)
+        return start(config, progress)
+    return status(config)
+
+
 def stop(config: Config) -> bool:
     """Stop the embedded homeserver: SIGTERM, then SIGKILL after a deadline."""
     if not config.embedded:

@@ -41,6 +41,8 @@ __all__ = [
     "WAITER_LOCK",
     "WAITER_PID",
     "ROOMS_REGISTRY",
+    "PAIRED_MACHINES",
+    "PAIRED_CERTS",
     "env",
     "state_dir",
     "identity_dir",
@@ -58,6 +60,8 @@ DAEMON_SOCKET = "daemon.sock"  # the daemon's unix socket (0600): shims and the 
 DAEMON_LOCK = "daemon.lock"  # held by the running daemon for its whole life
 DAEMON_START_LOCK = "daemon-start.lock"  # held by whoever is starting one
 DAEMON_PID = "daemon.pid"  # written by a running daemon, removed when it stops cleanly
+PAIRED_MACHINES = "machines.json"  # the machines this one federates with (claudematrix.federation)
+PAIRED_CERTS = "machines"  # their pinned TLS certificates, one PEM file each
 DAEMON_LOG = "daemon.log"
 
 # Identity dirs that are not sessions (not valid identity names: no --as can reach them).

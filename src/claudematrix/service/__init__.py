@@ -1,6 +1,18 @@
 """Wires store + Matrix client + sync for one identity; the CLI and MCP server call only this."""
 
+from claudematrix.service.pairing import own_card, pair, paired_machines, unpair
 from claudematrix.service.session import Progress, Service, WhoAmI, stderr_progress
 from claudematrix.service.verification import Compare, verify_device
 
-__all__ = ["Service", "WhoAmI", "Progress", "stderr_progress", "Compare", "verify_device"]
+__all__ = [
+    "Service",
+    "WhoAmI",
+    "Progress",
+    "stderr_progress",
+    "Compare",
+    "verify_device",
+    "own_card",
+    "pair",
+    "paired_machines",
+    "unpair",
+]

@@ -1,0 +1,76 @@
+"""`claudematrix machine card|add|list|remove`: pairing this machine with others.
+
+Adding a machine widens who can reach this one, so, like trust, it is the person's act:
+refused inside Claude Code, confirmed at their own terminal (or --yes there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import click
+
+from claudematrix.cli._app import cli, emit_json, json_option
+from claudematrix.cli._consent import person_confirms
+from claudematrix.config import load_config
+from claudematrix.federation import parse_card
+from claudematrix.render import format_time
+from claudematrix.service import own_card, pair, paired_machines, stderr_progress, unpair
+
+
+@cli.group(name="machine", help="Pair this machine with others, over Matrix federation.")
+def machine_group() -> None:
+    pass
+
+
+@machine_group.command(name="card", help="Print this machine's card, for the other to add.")
+def card() -> None:
+    click.echo(str(own_card(load_config(), stderr_progress)))
+
+
+@machine_group.command(name="add", help="Pair with the machine whose CARD (one line) is given.")
+@click.argument("card_text", metavar="CARD", nargs=-1, required=True)
+@click.option(
+    "--yes", "-y", is_flag=True, help="Confirm without a prompt (not inside Claude Code)."
+)
+def add(card_text: tuple[str, ...], yes: bool) -> None:
+    text = " ".join(card_text)  # the card pasted unquoted arrives as several arguments
+    wanted = parse_card(text)  # the question names a well-formed card only
+    question = (
+        f"Pair with {wanted.name} ({wanted.server_name})? Its sessions can then reach this "
+        "machine's sessions where their modes allow"
+    )
+    if not person_confirms(question, yes):
+        click.echo("not paired")
+        return
+    paired, new = pair(load_config(), text, stderr_progress)
+    if not new:
+        click.echo(f"already paired with {paired.name} ({paired.server_name})")
+        return
+    click.echo(
+        f"paired with {paired.name} ({paired.server_name}), certificate pinned; mail flows "
+        "once that machine adds this one's card too (`claudematrix machine card` here)"
+    )
+
+
+@machine_group.command(name="list", help="The paired machines.")
+@json_option
+def list_(as_json: bool) -> None:
+    peers = paired_machines(load_config())
+    if as_json:
+        emit_json([dataclasses.asdict(p) for p in peers])
+        return
+    if not peers:
+        click.echo("no paired machines: `claudematrix machine card` here, `machine add` there")
+        return
+    for p in peers:
+        click.echo(
+            f"{p.name}  {p.server_name}  {p.fingerprint[:23]}...  paired {format_time(p.paired_at)}"
+        )
+
+
+@machine_group.command(name="remove", help="Unpair a machine (by name or server name): at once.")
+@click.argument("name")
+def remove(name: str) -> None:
+    gone = unpair(load_config(), name, stderr_progress)
+    click.echo(f"unpaired {gone.name} ({gone.server_name}): nothing flows with it any more")

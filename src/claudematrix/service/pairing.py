@@ -1,0 +1,91 @@
+"""Pairing this machine with others: its card, adding and removing a peer machine.
+
+What the person does on each machine; the homeserver takes every change on at once (it is
+restarted with the new whitelist and pinned certificates, which cuts a removed peer off).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from claudematrix import homeserver
+from claudematrix.config import Config
+from claudematrix.errors import ConfigError, PairingRefused
+from claudematrix.federation import PairedMachine, load_peers, parse_card
+from claudematrix.federation.address import parse_federation_address
+from claudematrix.federation.card import MachineCard, machine_label
+from claudematrix.federation.peers import add_peer, remove_peer
+
+__all__ = ["own_card", "pair", "unpair", "paired_machines"]
+
+_NOT_READY = (
+    "this machine is not set up to federate: set CLAUDEMATRIX_FEDERATION=ADDRESS:PORT "
+    "(the address other machines reach it at; see docs/federation.md) before its first start"
+)
+
+
+def _require_federation(config: Config) -> None:
+    if not config.embedded:
+        raise ConfigError(
+            f"this machine uses the homeserver {config.homeserver_url}: pair machines there "
+            "(its admin sets up federation), not here"
+        )
+    if config.federation is None:
+        raise ConfigError(_NOT_READY)
+
+
+def own_card(config: Config, progress: Callable[[str], None] = lambda _m: None) -> MachineCard:
+    """This machine's card; its homeserver is (re)started with the federation listener."""
+    _require_federation(config)
+    from claudematrix.federation.tls import fingerprint  # cryptography: only here
+
+    homeserver.start(config, progress)
+    homeserver.apply_settings(config, progress)
+    paths = homeserver.homeserver_paths(config)
+    assert config.federation is not None
+    return MachineCard(
+        name=machine_label(config.machine_name),
+        server_name=parse_federation_address(config.server_name, "the server name"),
+        address=config.federation,
+        fingerprint=fingerprint(paths.tls_cert_path.read_text()),
+    )
+
+
+def pair(
+    config: Config, card_text: str, progress: Callable[[str], None] = lambda _m: None
+) -> tuple[PairedMachine, bool]:
+    """Pin the machine on `card_text`, once its certificate proves to be the card's.
+    Returns (the machine, whether it is newly paired)."""
+    _require_federation(config)
+    from claudematrix.federation.tls import fetch_certificate, fingerprint
+
+    card = parse_card(card_text)
+    if str(card.server_name) == config.server_name:
+        raise PairingRefused("that is this machine's own card: add it on the other machine")
+    pem = fetch_certificate(card.server_name)
+    seen = fingerprint(pem)
+    if seen != card.fingerprint:
+        raise PairingRefused(
+            f"{card.server_name} presents a certificate ({seen[:19]}...) that is not the one "
+            f"on the card ({card.fingerprint[:19]}...): a stale card, or another machine "
+            "answering at that address; get a fresh card from the machine itself"
+        )
+    paired, new = add_peer(config.home, card, pem)
+    if new:
+        homeserver.apply_settings(config, progress)
+    return paired, new
+
+
+def unpair(
+    config: Config, which: str, progress: Callable[[str], None] = lambda _m: None
+) -> PairedMachine:
+    gone = remove_peer(config.home, which)
+    if gone is None:
+        known = ", ".join(p.name for p in load_peers(config.home)) or "none"
+        raise ConfigError(f"no paired machine is called {which!r} (paired: {known})")
+    homeserver.apply_settings(config, progress)
+    return gone
+
+
+def paired_machines(config: Config) -> list[PairedMachine]:
+    return load_peers(config.home)

@@ -1,0 +1,164 @@
+"""Machines paired over Matrix federation: each its own state dir and its own embedded Synapse
+with a TLS federation listener, on distinct loopback addresses (127.0.0.1, .2, .3).
+
+Driven through the real `claudematrix` CLI, as a person would: `machine card` on each, `machine
+add` of the other's card, then mail between their sessions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from support import free_port, wait_until
+from support.daemon import stop_daemons
+from support.synapse import kill_synapses, synapse_venv
+
+from .harness import Machine, Who, _base_env, new_tag, one_line_refusal, project_dir
+
+pytestmark = pytest.mark.integration
+
+MakeMachine = Callable[[str, str], Machine]
+
+
+@pytest.fixture
+def make_machine(tmp_path: Path) -> Iterator[MakeMachine]:
+    """Machines with their own homeserver, federating from `address`; all stopped after."""
+    made: list[Machine] = []
+
+    def make(name: str, address: str) -> Machine:
+        home = tmp_path / name / "cmhome"
+        port = free_port()
+        env = _base_env()
+        env.update(
+            {
+                "CLAUDEMATRIX_HOME": str(home),
+                "CLAUDEMATRIX_PORT": str(port),
+                "CLAUDEMATRIX_FEDERATION": f"{address}:{free_port()}",
+                "CLAUDEMATRIX_SYNAPSE_VENV": str(synapse_venv()),
+                "CLAUDEMATRIX_MACHINE_NAME": name,
+            }
+        )
+        machine = Machine(name, home, env, f"http://127.0.0.1:{port}")
+        made.append(machine)
+        machine.run("up")
+        return machine
+
+    try:
+        yield make
+    finally:
+        for machine in made:
+            try:
+                stop_daemons(machine.home)
+                with contextlib.suppress(Exception):
+                    machine.run("down", ok=False, timeout=60)
+            finally:
+                kill_synapses(machine.home)
+
+
+def _card(machine: Machine) -> str:
+    line = machine.run("machine", "card").stdout.strip()
+    assert line.startswith("claudematrix-machine ") and "\n" not in line, line
+    return line
+
+
+def _pair(a: Machine, b: Machine) -> None:
+    card_a, card_b = _card(a), _card(b)
+    assert "paired with" in a.run("machine", "add", card_b, "--yes").stdout
+    assert "paired with" in b.run("machine", "add", card_a, "--yes").stdout
+
+
+def _got(who: Who, tag: str) -> list[dict[str, object]]:
+    return [m for m in who.inbox() if tag in str(m.get("subject", ""))]
+
+
+def _server_db_text(machine: Machine) -> str:
+    uri = f"file:{machine.home / 'homeserver' / 'homeserver.db'}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True, timeout=10)) as conn:
+        return "\n".join(str(r[0]) for r in conn.execute("SELECT json FROM event_json"))
+
+
+def test_two_paired_machines_exchange_encrypted_mail_both_ways(
+    make_machine: MakeMachine, tmp_path: Path
+) -> None:
+    a, b = make_machine("alpha", "127.0.0.1"), make_machine("beta", "127.0.0.2")
+    alice = Who(a, "alice", project_dir(tmp_path, "pa")).start()
+    bob = Who(b, "bob", project_dir(tmp_path, "pb")).start()
+    assert alice.user_id.endswith(":" + a.env["CLAUDEMATRIX_FEDERATION"])
+    assert bob.user_id.endswith(":" + b.env["CLAUDEMATRIX_FEDERATION"])
+    alice.run("trust", bob.user_id, "--yes")
+    bob.run("trust", alice.user_id, "--yes")
+
+    # Not paired yet: nothing can flow, and the send says so in one line.
+    refused = alice.run("send", bob.user_id, "too early", "--label", "trusted", ok=False)
+    assert one_line_refusal(refused)
+
+    _pair(a, b)
+    listed = a.run("machine", "list", "--json")
+    assert [m["name"] for m in json.loads(listed.stdout)] == ["beta"]
+
+    tag = new_tag()
+    text = f"secret-{tag}: the parser fix is on branch p-{tag}"
+    alice.run("send", bob.user_id, text, "--subject", f"hello {tag}", "--label", "trusted")
+    wait_until(lambda: _got(bob, tag), 60, "alice's mail in bob's inbox on the other machine")
+    got = _got(bob, tag)[0]
+    assert got["from"] == alice.user_id
+    assert text in bob.run("read", str(got["id"])).stdout
+
+    bob.run("send", alice.user_id, f"reply-{tag}", "--subject", f"re {tag}", "--label", "trusted")
+    wait_until(lambda: _got(alice, tag), 60, "bob's reply in alice's inbox")
+
+    # Encrypted end to end across the machines: neither homeserver holds the text.
+    for machine in (a, b):
+        stored = _server_db_text(machine)
+        assert f"secret-{tag}" not in stored and f"reply-{tag}" not in stored
+
+
+def test_an_impostor_and_an_unpaired_machine_are_refused(
+    make_machine: MakeMachine, tmp_path: Path
+) -> None:
+    a, b = make_machine("alpha", "127.0.0.1"), make_machine("beta", "127.0.0.2")
+    c = make_machine("gamma", "127.0.0.3")
+    _pair(a, b)
+    bob = Who(b, "bob", project_dir(tmp_path, "pb")).start()
+    mallory = Who(c, "mallory", project_dir(tmp_path, "pc")).start()
+
+    # An impostor: gamma's card, claiming to be beta (beta's name and address, gamma's key).
+    name, server, address, _print = _card(b).split()[1:]
+    gamma_print = _card(c).split()[4]
+    forged = f"claudematrix-machine {name} {server} {address} {gamma_print}"
+    other = make_machine("delta", "127.0.0.4")
+    refusal = one_line_refusal(other.run("machine", "add", forged, "--yes", ok=False))
+    assert "not the one on the card" in refusal
+
+    # An unpaired machine reaches nobody on beta: its send fails, and bob sees nothing.
+    mallory.run("mode", "public", "--yes")
+    tag = new_tag()
+    sent = mallory.run("send", bob.user_id, f"hi {tag}", "--label", "public", ok=False)
+    assert sent.returncode != 0
+    assert not [r for r in bob.requests() if r.get("user_id") == mallory.user_id]
+    assert not _got(bob, tag)
+
+
+def test_removing_a_machine_cuts_it_off_at_once(make_machine: MakeMachine, tmp_path: Path) -> None:
+    a, b = make_machine("alpha", "127.0.0.1"), make_machine("beta", "127.0.0.2")
+    _pair(a, b)
+    alice = Who(a, "alice", project_dir(tmp_path, "pa")).start()
+    bob = Who(b, "bob", project_dir(tmp_path, "pb")).start()
+    alice.run("trust", bob.user_id, "--yes")
+    bob.run("trust", alice.user_id, "--yes")
+    tag = new_tag()
+    alice.run("send", bob.user_id, "first", "--subject", f"one {tag}", "--label", "trusted")
+    wait_until(lambda: _got(bob, tag), 60, "the first mail across")
+
+    assert "unpaired beta" in a.run("machine", "remove", "beta").stdout
+    assert json.loads(a.run("machine", "list", "--json").stdout) == []
+    later = alice.run("send", bob.user_id, "second", "--subject", f"two {tag}", ok=False)
+    assert later.returncode != 0 or len(_got(bob, tag)) == 1
+    assert len(_got(bob, tag)) == 1
