@@ -21,6 +21,7 @@ __all__ = [
     "HomeserverError",
     "VerificationFailed",
     "PairingRefused",
+    "MachineNotPaired",
     "RegistrationFailed",
     "LockHeld",
     "PolicyRefused",
@@ -199,3 +200,10 @@ class PairingRefused(ClaudeMatrixError):
     presents is not the one on the card (a stale card, or an impostor)."""
 
     exit_code = 10
+
+
+class MachineNotPaired(ClaudeMatrixError):
+    """The recipient is on another machine that this one is not paired with (or no longer):
+    nothing could reach it, so nothing is sent."""
+
+    exit_code = 11

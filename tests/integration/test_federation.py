@@ -156,9 +156,32 @@ def test_removing_a_machine_cuts_it_off_at_once(make_machine: MakeMachine, tmp_p
     tag = new_tag()
     alice.run("send", bob.user_id, "first", "--subject", f"one {tag}", "--label", "trusted")
     wait_until(lambda: _got(bob, tag), 60, "the first mail across")
+    assert _alias_lookup(bob, alice) == 404  # alpha answers beta: "no such alias"
 
     assert "unpaired beta" in a.run("machine", "remove", "beta").stdout
     assert json.loads(a.run("machine", "list", "--json").stdout) == []
+    # Their DM still exists, but nothing is sent into it any more: refused before sending.
     later = alice.run("send", bob.user_id, "second", "--subject", f"two {tag}", ok=False)
-    assert later.returncode != 0 or len(_got(bob, tag)) == 1
-    assert len(_got(bob, tag)) == 1
+    assert "not paired with this one" in one_line_refusal(later)
+    assert later.returncode == 11
+    # Alpha's homeserver no longer answers beta's, nor asks it anything.
+    assert _alias_lookup(bob, alice) == 502
+    assert _alias_lookup(alice, bob) == 502
+
+
+def test_mail_for_an_unpaired_machine_is_refused_before_sending(
+    make_machine: MakeMachine, tmp_path: Path
+) -> None:
+    a = make_machine("alpha", "127.0.0.1")
+    alice = Who(a, "alice", project_dir(tmp_path, "pa")).start()
+    refusal = one_line_refusal(alice.run("send", "@cc-bob:127.0.0.9:8448", "hi", ok=False))
+    assert "not paired with this one" in refusal
+
+
+def _alias_lookup(who: Who, on: Who) -> int:
+    """The status of `who`'s homeserver looking up an alias on `on`'s machine, which it asks
+    over federation: 404 when that machine answers, 502 when federation between them fails."""
+    server = on.user_id.split(":", 1)[1]
+    alias = who.raw().q(f"#nothing-{new_tag()}:{server}")
+    status, _ = who.raw().attempt("GET", f"/_matrix/client/v3/directory/room/{alias}")
+    return status

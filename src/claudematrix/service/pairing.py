@@ -10,13 +10,14 @@ from collections.abc import Callable
 
 from claudematrix import homeserver
 from claudematrix.config import Config
-from claudematrix.errors import ConfigError, PairingRefused
+from claudematrix.errors import ConfigError, MachineNotPaired, PairingRefused
 from claudematrix.federation import PairedMachine, load_peers, parse_card
 from claudematrix.federation.address import parse_federation_address
 from claudematrix.federation.card import MachineCard, machine_label
 from claudematrix.federation.peers import add_peer, remove_peer
+from claudematrix.ids import UserID, server_name
 
-__all__ = ["own_card", "pair", "unpair", "paired_machines"]
+__all__ = ["own_card", "pair", "unpair", "paired_machines", "require_reachable"]
 
 _NOT_READY = (
     "this machine is not set up to federate: set CLAUDEMATRIX_FEDERATION=ADDRESS:PORT "
@@ -89,3 +90,22 @@ def unpair(
 
 def paired_machines(config: Config) -> list[PairedMachine]:
     return load_peers(config.home)
+
+
+def require_reachable(config: Config, user: UserID) -> None:
+    """Refuse, before anything is sent, mail for a user on a machine this one does not federate
+    with: the embedded homeserver would accept it and never deliver it. (On an external
+    homeserver, whom it federates with is its admin's business.)"""
+    server = server_name(user)
+    if not config.embedded or server == config.server_name:
+        return
+    if config.federation is None:
+        raise MachineNotPaired(
+            f"{user} is on another machine ({server}), and this one does not federate: see "
+            "docs/federation.md to set up both machines and pair them"
+        )
+    if not any(peer.server_name == server for peer in load_peers(config.home)):
+        raise MachineNotPaired(
+            f"{user} is on a machine ({server}) not paired with this one: run `claudematrix "
+            "machine card` on each and `claudematrix machine add <card>` with the other's"
+        )

@@ -56,6 +56,7 @@ from claudematrix.service.accounts import (
 from claudematrix.service.directory import Directory
 from claudematrix.service.homeserver_once import ensure_homeserver
 from claudematrix.service.machine import is_local, is_local_device, machine_user
+from claudematrix.service.pairing import require_reachable
 from claudematrix.service.people import Accepted, People
 from claudematrix.service.recipients import existing_user, parse_target
 from claudematrix.service.task_clock import every_period
@@ -611,6 +612,7 @@ class Service:
                 await self.sync()
             target = parse_target(to, self._all_contacts)
         if target.user is not None:
+            require_reachable(self.config, target.user)
             audience = self.directory.proven_audience_of(target.user)
             if audience is Audience.ANYONE:
                 await self.directory.refresh_memberships()
