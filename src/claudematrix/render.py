@@ -23,7 +23,7 @@ from claudematrix.local.untrusted import (
     one_line,
     quoted,
 )
-from claudematrix.types import Audience, Contact, Message
+from claudematrix.types import Contact, Message, Where
 
 __all__ = [
     "header_line",
@@ -38,7 +38,7 @@ __all__ = [
     "held_device_note",
 ]
 
-WhereOf = Callable[[Message], Audience]
+WhereOf = Callable[[Message], Where]
 UNVERIFIED_DEVICE_NOTE = (
     "from a device nobody verified (its owner can compare emoji: `claudematrix verify <user>`)"
 )
@@ -57,7 +57,7 @@ def _header(message: Message) -> headers.Header:
     )
 
 
-def header_line(message: Message, where: Audience) -> str:
+def header_line(message: Message, where: Where) -> str:
     """`#12 2026-11-21 20:51 from "Name" <@id:server> (same machine) "Subject" [private]`"""
     return headers.header_line(_header(message), where.value)
 
@@ -72,7 +72,7 @@ def notification(
     return headers.notification([h for h, _ in pairs], len(messages), lambda h: where[id(h)])
 
 
-def framed_body(message: Message, where: Audience, *, token: str | None = None) -> str:
+def framed_body(message: Message, where: Where, *, token: str | None = None) -> str:
     """A body as shown to Claude: our provenance first (the sender's Matrix ID, where they
     stand, the label), then everything the sender wrote inside a fence it cannot close."""
     sender = one_line(message.sender, ID_MAX)
@@ -102,7 +102,7 @@ def framed_body(message: Message, where: Audience, *, token: str | None = None) 
     )
 
 
-def message_json(message: Message, where: Audience, *, body: bool = False) -> dict[str, Any]:
+def message_json(message: Message, where: Where, *, body: bool = False) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": message.local_id,
         "event_id": one_line(message.event_id, ID_MAX),
@@ -110,6 +110,7 @@ def message_json(message: Message, where: Audience, *, body: bool = False) -> di
         "from": one_line(message.sender, ID_MAX),
         "from_name": one_line(message.sender_name, NAME_MAX),
         "where": where.value,
+        "machine": where.machine,
         "to": one_line(message.recipient, ID_MAX) if message.recipient else None,
         "direction": message.direction.value,
         "subject": one_line(message.subject, SUBJECT_MAX),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from claudematrix.errors import BadLabel
 from claudematrix.ids import EventID, RoomID, UserID
 
-__all__ = ["Label", "Audience", "Direction", "Message", "Contact", "MAX_MESSAGE_BYTES"]
+__all__ = ["Label", "Audience", "Where", "Direction", "Message", "Contact", "MAX_MESSAGE_BYTES"]
 
 # Larger bodies are refused, not truncated: a person can split them, nothing is lost.
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -40,6 +40,19 @@ class Audience(str, enum.Enum):
     MACHINE = "same machine"
     TRUSTED = "trusted remote"
     ANYONE = "remote"
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a party stands, and the paired machine they are on if it is another one."""
+
+    audience: Audience
+    machine: str | None = None
+
+    @property
+    def value(self) -> str:
+        """As headers show it: "same project", "remote (beta)", ..."""
+        return f"{self.audience.value} ({self.machine})" if self.machine else self.audience.value
 
 
 class Direction(str, enum.Enum):

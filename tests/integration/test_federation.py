@@ -109,6 +109,7 @@ def test_two_paired_machines_exchange_encrypted_mail_both_ways(
     wait_until(lambda: _got(bob, tag), 60, "alice's mail in bob's inbox on the other machine")
     got = _got(bob, tag)[0]
     assert got["from"] == alice.user_id
+    assert (got["where"], got["machine"]) == ("trusted remote (alpha)", "alpha")
     assert text in bob.run("read", str(got["id"])).stdout
 
     bob.run("send", alice.user_id, f"reply-{tag}", "--subject", f"re {tag}", "--label", "trusted")

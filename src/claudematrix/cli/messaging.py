@@ -18,9 +18,9 @@ from claudematrix.render import (
     message_json,
 )
 from claudematrix.service import Service, WhoAmI
-from claudematrix.types import Audience, Contact, Message
+from claudematrix.types import Contact, Message, Where
 
-Rows = list[tuple[Message, Audience]]
+Rows = list[tuple[Message, Where]]
 
 
 def _show_rows(rows: Rows, as_json: bool, empty: str) -> None:
@@ -62,7 +62,7 @@ def send(
     if body is None:
         raise click.UsageError("give the message text, or --stdin to read it")
 
-    async def action(service: Service) -> tuple[Message, Audience, list[tuple[str, str]]]:
+    async def action(service: Service) -> tuple[Message, Where, list[tuple[str, str]]]:
         ref = reply_to.lstrip("#") if reply_to else None
         sent = await service.send(to, body, subject=subject, label=label, reply_to=ref)
         return sent, service.where(sent), service.held_back.pop(sent.event_id, [])
@@ -99,7 +99,7 @@ def inbox(ctx: click.Context, include_read: bool, limit: int, as_json: bool) -> 
 @json_option
 @click.pass_context
 def read(ctx: click.Context, message_id: str, as_json: bool) -> None:
-    async def action(service: Service) -> tuple[Message, Audience]:
+    async def action(service: Service) -> tuple[Message, Where]:
         message = service.read(message_id.lstrip("#"))
         return message, service.where(message)
 

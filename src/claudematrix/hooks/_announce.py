@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from claudematrix.hooks import _jsonlite
-from claudematrix.local import mailbox
+from claudematrix.local import mailbox, places
 from claudematrix.local.headers import Header, notification, requests_block
 from claudematrix.local.layout import ACCOUNT, ANNOUNCED_MARKER
 
@@ -86,8 +86,22 @@ def _where_of(identity: str, conn: Any, headers: list[Header]) -> Any:
     me, owner = own_user_ids(identity)
     selves = {u for u in (me, owner) if u}
     known = mailbox.audiences(conn, {h.sender for h in headers} - selves)
+    remote = {known.get(h.sender, REMOTE) for h in headers if h.sender not in selves}
+    far = remote & {REMOTE, "trusted remote"}
+    names = _machine_names(os.path.dirname(os.path.dirname(identity))) if far else {}
 
     def where(h: Header) -> str:
-        return SELF if h.sender in selves else known.get(h.sender, REMOTE)
+        if h.sender in selves:
+            return SELF
+        return places.with_machine(known.get(h.sender, REMOTE), h.sender, names)
 
     return where
+
+
+def _machine_names(state_dir: str) -> dict[str, str]:
+    """The paired machines' names; none if this machine is paired with nobody."""
+    try:
+        with open(places.paired_file(state_dir), encoding="utf-8") as handle:
+            return places.machine_names(_jsonlite.loads(handle.read()))
+    except (OSError, ValueError):
+        return {}

@@ -6,7 +6,9 @@ restarted with the new whitelist and pinned certificates, which cuts a removed p
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from claudematrix import homeserver
 from claudematrix.config import Config
@@ -16,8 +18,19 @@ from claudematrix.federation.address import parse_federation_address
 from claudematrix.federation.card import MachineCard, machine_label
 from claudematrix.federation.peers import add_peer, remove_peer
 from claudematrix.ids import UserID, server_name
+from claudematrix.local.places import paired_file
 
-__all__ = ["own_card", "pair", "unpair", "paired_machines", "require_reachable"]
+__all__ = [
+    "own_card",
+    "pair",
+    "unpair",
+    "paired_machines",
+    "paired_machine_names",
+    "require_reachable",
+]
+
+# (state dir) -> ((mtime_ns, size) of machines.json, server name -> machine name)
+_NAMES: dict[Path, tuple[tuple[int, int], dict[str, str]]] = {}
 
 _NOT_READY = (
     "this machine is not set up to federate: set CLAUDEMATRIX_FEDERATION=ADDRESS:PORT "
@@ -109,3 +122,20 @@ def require_reachable(config: Config, user: UserID) -> None:
             f"{user} is on a machine ({server}) not paired with this one: run `claudematrix "
             "machine card` on each and `claudematrix machine add <card>` with the other's"
         )
+
+
+def paired_machine_names(config: Config) -> dict[str, str]:
+    """server name -> machine name of the paired machines; read again only when the file
+    changes (headers ask for every message they show)."""
+    path = Path(paired_file(str(config.home)))
+    try:
+        info = os.stat(path)
+    except OSError:
+        return {}
+    key = (info.st_mtime_ns, info.st_size)
+    cached = _NAMES.get(config.home)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    names = {p.server_name: p.name for p in load_peers(config.home)}
+    _NAMES[config.home] = (key, names)
+    return names

@@ -30,6 +30,7 @@ from claudematrix.errors import (
 from claudematrix.identity import OWNER, Identity
 from claudematrix.ids import EventID, RoomAlias, RoomID, UserID, parse_user_id
 from claudematrix.local import layout
+from claudematrix.local.places import machine_of
 from claudematrix.local.untrusted import SUBJECT_MAX, unsafe_characters
 from claudematrix.locks import FileLock
 from claudematrix.matrix import MatrixClient, SessionCredentials, build_content
@@ -56,13 +57,21 @@ from claudematrix.service.accounts import (
 from claudematrix.service.directory import Directory
 from claudematrix.service.homeserver_once import ensure_homeserver
 from claudematrix.service.machine import is_local, is_local_device, machine_user
-from claudematrix.service.pairing import require_reachable
+from claudematrix.service.pairing import paired_machine_names, require_reachable
 from claudematrix.service.people import Accepted, People
 from claudematrix.service.recipients import existing_user, parse_target
 from claudematrix.service.task_clock import every_period
 from claudematrix.session_env import SessionEnv
 from claudematrix.store import Device, Person, Request, RoomRecord, Store, SyncBatch
-from claudematrix.types import MAX_MESSAGE_BYTES, Audience, Contact, Direction, Label, Message
+from claudematrix.types import (
+    MAX_MESSAGE_BYTES,
+    Audience,
+    Contact,
+    Direction,
+    Label,
+    Message,
+    Where,
+)
 from claudematrix.workspace import Workspace, detect_workspace
 
 __all__ = ["Service", "WhoAmI", "Progress", "stderr_progress"]
@@ -568,10 +577,13 @@ class Service:
     def audience_of(self, user: UserID) -> Audience:
         return self.directory.audience_of(user)
 
-    def where(self, message: Message) -> Audience:
-        """Where the other party of a message stands: same machine, remote, ..."""
+    def where(self, message: Message) -> Where:
+        """Where the other party of a message stands: same machine, remote (beta), ..."""
         other = message.sender if message.direction is Direction.IN else message.recipient
-        return self.audience_of(other) if other else Audience.ANYONE
+        if not other:
+            return Where(Audience.ANYONE)
+        audience = self.audience_of(other)
+        return Where(audience, machine_of(audience.value, other, paired_machine_names(self.config)))
 
     async def send(
         self,

@@ -22,9 +22,8 @@ def _card(name: str = "laptop", server: str = "127.0.0.2:8448", mark: str = "a")
 def test_pairing_pins_a_machine_once_and_refuses_a_changed_certificate(tmp_path: Path) -> None:
     home = tmp_path / "state"
     pem = ensure_certificate(tmp_path / "c.crt", tmp_path / "c.key", "127.0.0.2")
-    card = MachineCard(
-        "laptop", *(2 * [parse_federation_address("127.0.0.2:8448")]), fingerprint(pem)
-    )
+    address = parse_federation_address("127.0.0.2:8448")
+    card = MachineCard("laptop", address, address, fingerprint(pem))
     paired, new = add_peer(home, card, pem)
     assert new and paired.ips == ("127.0.0.2",)
     assert Path(paired.cert_file).read_text() == pem

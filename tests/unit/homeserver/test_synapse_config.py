@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from claudematrix.homeserver import homeserver_paths
 from claudematrix.homeserver.synapse_config import synapse_settings
 
 
-def _settings() -> dict[str, object]:
+def _settings() -> dict[str, Any]:
     config = load_config()
     return synapse_settings(config, homeserver_paths(config))
 
@@ -38,7 +39,7 @@ def test_a_federation_ready_machine_listens_with_tls_on_the_address_given(
 ) -> None:
     monkeypatch.setenv("CLAUDEMATRIX_FEDERATION", "127.0.0.2:18448")
     settings = _settings()
-    client, federation = settings["listeners"]  # type: ignore[misc]
+    client, federation = settings["listeners"]
     assert client["bind_addresses"] == ["127.0.0.1"] and client["tls"] is False
     assert federation == {
         "port": 18448,
@@ -65,7 +66,7 @@ def test_paired_machines_are_whitelisted_pinned_and_carved_out(
     assert settings["federation_domain_whitelist"] == ["127.0.0.3:18448"]
     assert settings["federation_custom_ca_list"] == [paired.cert_file]
     assert settings["federation_verify_certificates"] is True
-    blocked = [ipaddress.ip_network(n) for n in settings["ip_range_blacklist"]]  # type: ignore[union-attr]
+    blocked = [ipaddress.ip_network(n) for n in settings["ip_range_blacklist"]]
     assert not any(ipaddress.ip_address("127.0.0.3") in n for n in blocked)
     assert any(ipaddress.ip_address("127.0.0.4") in n for n in blocked)
 

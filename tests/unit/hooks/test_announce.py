@@ -55,6 +55,16 @@ def test_remote_and_owner_senders_are_labelled(world: World, isolated_home: Path
     assert "from <@person:localhost> (self)" in text
 
 
+def test_a_sender_on_a_paired_machine_is_named_with_it(world: World, isolated_home: Path) -> None:
+    paired = {"machines": [{"name": "beta", "server_name": "127.0.0.2:8448"}]}
+    (isolated_home / "machines.json").write_text(json.dumps(paired))
+    world.mail("from beta", sender=UserID("@cc-bob:127.0.0.2:8448"), name="Bob")
+    world.mail("from elsewhere", sender=UserID("@eve:example.org"), name="Eve")
+    text = run_hook("post-tool-use").context
+    assert 'from "Bob" <@cc-bob:127.0.0.2:8448> (remote (beta))' in text
+    assert 'from "Eve" <@eve:example.org> (remote)' in text
+
+
 def test_racing_hooks_announce_each_message_once(world: World) -> None:
     world.mail("race", count=3)
     with ThreadPoolExecutor(8) as pool:
