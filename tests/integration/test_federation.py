@@ -8,7 +8,10 @@ add` of the other's card, then mail between their sessions.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import os
+import signal
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -20,7 +23,7 @@ from support import free_port, wait_until
 from support.daemon import stop_daemons
 from support.synapse import kill_synapses, synapse_venv
 
-from .harness import Machine, Who, _base_env, new_tag, one_line_refusal, project_dir
+from .harness import Machine, Raw, Who, _base_env, new_tag, one_line_refusal, project_dir
 
 pytestmark = pytest.mark.integration
 
@@ -186,3 +189,89 @@ def _alias_lookup(who: Who, on: Who) -> int:
     alias = who.raw().q(f"#nothing-{new_tag()}:{server}")
     status, _ = who.raw().attempt("GET", f"/_matrix/client/v3/directory/room/{alias}")
     return status
+
+
+def test_a_burst_survives_kill_9_of_the_receiving_homeserver(
+    make_machine: MakeMachine, tmp_path: Path
+) -> None:
+    """50 messages from alpha to beta, beta's Synapse killed -9 after the 10th: once it is
+    back, every message is in bob's inbox exactly once."""
+    a, b = make_machine("alpha", "127.0.0.1"), make_machine("beta", "127.0.0.2")
+    _pair(a, b)
+    alice = Who(a, "alice", project_dir(tmp_path, "pa")).start()
+    bob = Who(b, "bob", project_dir(tmp_path, "pb")).start()
+    alice.run("trust", bob.user_id, "--yes")
+    bob.run("trust", alice.user_id, "--yes")
+    tag = new_tag()
+    alice.run("send", bob.user_id, "warm-up", "--subject", f"w{tag}", "--label", "trusted")
+    wait_until(lambda: _got(bob, f"w{tag}"), 60, "the first mail across")
+
+    total = 50
+    for i in range(total):
+        if i == 10:
+            pid = int((b.home / "homeserver" / "homeserver.pid").read_text().split()[0])
+            os.kill(pid, signal.SIGKILL)
+            wait_until(functools.partial(_gone, pid), 15, "beta's homeserver to die")
+        alice.run(
+            "send", bob.user_id, f"n{i}", "--subject", f"b{tag} {i:02d}", "--label", "trusted"
+        )
+    b.run("up")
+
+    def all_there() -> bool:
+        return len(_got(bob, f"b{tag}")) >= total
+
+    wait_until(all_there, 120, "every message of the burst in bob's inbox")
+    subjects = [str(m["subject"]) for m in _got(bob, f"b{tag}")]
+    assert sorted(subjects) == [f"b{tag} {i:02d}" for i in range(total)]  # each exactly once
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie waiting to be reaped counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    return False
+
+
+def test_a_machine_back_from_an_outage_is_sent_what_waited_at_once(
+    make_machine: MakeMachine, tmp_path: Path
+) -> None:
+    """Alpha backs off from beta while beta is down; beta's homeserver, on its start, tells
+    alpha it is back (nothing else on beta runs), and alpha sends what waited at once
+    instead of after its backoff (30 s at least)."""
+    a, b = make_machine("alpha", "127.0.0.1"), make_machine("beta", "127.0.0.2")
+    _pair(a, b)
+    alice = Who(a, "alice", project_dir(tmp_path, "pa")).start()
+    bob = Who(b, "bob", project_dir(tmp_path, "pb")).start()
+    alice.run("trust", bob.user_id, "--yes")
+    bob.run("trust", alice.user_id, "--yes")
+    tag = new_tag()
+    alice.run("send", bob.user_id, "warm-up", "--subject", f"w{tag}", "--label", "trusted")
+    wait_until(lambda: _got(bob, f"w{tag}"), 60, "the first mail across")
+
+    b.run("daemon", "stop")  # nobody on beta asks alpha anything when beta comes back
+    pid = int((b.home / "homeserver" / "homeserver.pid").read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    wait_until(functools.partial(_gone, pid), 15, "beta's homeserver to die")
+    sent = alice.json("send", bob.user_id, "while away", "--label", "trusted")
+    room, event = str(sent["room_id"]), str(sent["event_id"])
+    path = f"/_matrix/client/v3/rooms/{Raw.q(room)}/event/{Raw.q(event)}"
+    wait_until(lambda: _backing_off(a, b), 30, "alpha to fail to reach beta and back off")
+
+    b.run("up")
+    raw = bob.raw()
+    wait_until(lambda: raw.attempt("GET", path)[0] == 200, 15, "the waiting event on beta")
+
+
+def _backing_off(a: Machine, b: Machine) -> bool:
+    """Alpha's homeserver has marked beta as down (its federation retry timings)."""
+    uri = f"file:{a.home / 'homeserver' / 'homeserver.db'}?mode=ro"
+    server = b.env["CLAUDEMATRIX_FEDERATION"]
+    with closing(sqlite3.connect(uri, uri=True, timeout=10)) as conn:
+        row = conn.execute(
+            "SELECT retry_last_ts FROM destinations WHERE destination = ?", (server,)
+        ).fetchone()
+    return bool(row and row[0])

@@ -26,6 +26,7 @@ from ._lock import file_lock
 from ._procs import MODULE, find_our_synapses, is_gone, is_our_synapse, read_pid, write_pid
 from .install import ensure_installed, is_installed
 from .layout import HomeserverPaths, homeserver_paths
+from .nudge import nudge_peers
 from .synapse_config import ensure_config, generated_port
 
 __all__ = ["HomeserverStatus", "start", "stop", "status", "READY_TIMEOUT"]
@@ -112,6 +113,7 @@ def start(config: Config, progress: Callable[[str], None] = lambda _m: None) -> 
             if proc.returncode is None:
                 # Reap the child when it eventually exits: no zombie lingers in this process.
                 threading.Thread(target=proc.wait, name="synapse-reaper", daemon=True).start()
+        nudge_peers(config)  # what paired machines queued for us while we were away flows now
     return status(config)
 
 

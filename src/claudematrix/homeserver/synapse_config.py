@@ -134,6 +134,13 @@ def federation_settings(config: Config, paths: HomeserverPaths) -> dict[str, Any
         "federation_domain_whitelist": sorted(p.server_name for p in peers),
         "federation_verify_certificates": True,
         "ip_range_blacklist": blocklist_without(peer_addresses(peers)),
+        # A peer that was away (asleep, offline) is tried again within minutes, not the
+        # default hours or days; one that restarts tells us at once (homeserver/nudge.py).
+        "federation": {
+            "destination_min_retry_interval": "30s",
+            "destination_retry_multiplier": 2,
+            "destination_max_retry_interval": "5m",
+        },
     }
     if peers:  # replaces the system's CAs: a peer is trusted by its own certificate alone
         settings["federation_custom_ca_list"] = [p.cert_file for p in peers]
