@@ -115,6 +115,13 @@ BUDGETS: dict[str, Budget] = {
     "throughput": Budget("Throughput: concurrent senders", Floor(0.8)),
     "cli_read": Budget("CLI inbox/read/search/contacts/whoami/status", Ratio({"p50": 8.0})),
     "cli_send": Budget("CLI send", Allowance("p50", 30.0, "ms")),
+    "cross_delivery": Budget(
+        "Cross-machine delivery: send -> the remote recipient's hooks see it",
+        Ratio({"p50": 1.25, "p99": 1.5}),
+    ),
+    "cross_catch_up": Budget(
+        "Cross-machine catch-up after the peer restarts", Ceiling({"max": 10000.0}, "ms")
+    ),
 }
 
 

@@ -36,6 +36,7 @@ from bench._world import Ctx  # noqa: E402
 from bench.b_cli import bench_cli  # noqa: E402
 from bench.b_delivery import bench_delivery, bench_throughput  # noqa: E402
 from bench.b_hooks import bench_hooks  # noqa: E402
+from bench.b_machines import bench_machines  # noqa: E402
 from bench.b_scale import bench_scale  # noqa: E402
 from bench.b_start import bench_first_start, bench_new_session  # noqa: E402
 from bench.b_store import bench_store  # noqa: E402
@@ -59,6 +60,7 @@ PHASES: list[Phase] = [
     ("wake", bench_wake, ["wake", "wake_recv"]),
     ("throughput", bench_throughput, ["throughput"]),
     ("cli", bench_cli, ["cli_read", "cli_send"]),
+    ("machines", bench_machines, ["cross_delivery", "cross_catch_up"]),
 ]
 
 
