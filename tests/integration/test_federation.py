@@ -71,10 +71,13 @@ def _card(machine: Machine) -> str:
     return line
 
 
-def _pair(a: Machine, b: Machine) -> None:
+def _pair(a: Machine, b: Machine) -> tuple[str, str]:
+    """Each adds the other's card; returns what `machine add` said on each."""
     card_a, card_b = _card(a), _card(b)
-    assert "paired with" in a.run("machine", "add", card_b, "--yes").stdout
-    assert "paired with" in b.run("machine", "add", card_a, "--yes").stdout
+    first = a.run("machine", "add", card_b, "--yes").stdout
+    second = b.run("machine", "add", card_a, "--yes").stdout
+    assert "paired with" in first and "paired with" in second, (first, second)
+    return first, second
 
 
 def _got(who: Who, tag: str) -> list[dict[str, object]]:
@@ -102,7 +105,9 @@ def test_two_paired_machines_exchange_encrypted_mail_both_ways(
     refused = alice.run("send", bob.user_id, "too early", "--label", "trusted", ok=False)
     assert one_line_refusal(refused)
 
-    _pair(a, b)
+    first, second = _pair(a, b)
+    assert "both ways" not in first  # beta had not added alpha yet
+    assert "it has added this machine too: mail flows both ways" in second
     listed = a.run("machine", "list", "--json")
     assert [m["name"] for m in json.loads(listed.stdout)] == ["beta"]
 

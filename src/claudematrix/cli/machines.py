@@ -15,7 +15,14 @@ from claudematrix.cli._consent import person_confirms
 from claudematrix.config import load_config
 from claudematrix.federation import parse_card
 from claudematrix.render import format_time
-from claudematrix.service import own_card, pair, paired_machines, stderr_progress, unpair
+from claudematrix.service import (
+    both_ways,
+    own_card,
+    pair,
+    paired_machines,
+    stderr_progress,
+    unpair,
+)
 
 
 @cli.group(name="machine", help="Pair this machine with others, over Matrix federation.")
@@ -41,16 +48,19 @@ def add(card_text: tuple[str, ...], yes: bool) -> None:
         "machine's sessions where their modes allow"
     )
     if not person_confirms(question, yes):
-        click.echo("not paired")
+        click.echo("not paired: nobody confirmed (answer the question at a terminal, or --yes)")
         return
-    paired, new = pair(load_config(), text, stderr_progress)
-    if not new:
-        click.echo(f"already paired with {paired.name} ({paired.server_name})")
-        return
-    click.echo(
-        f"paired with {paired.name} ({paired.server_name}), certificate pinned; mail flows "
-        "once that machine adds this one's card too (`claudematrix machine card` here)"
-    )
+    config = load_config()
+    paired, new = pair(config, text, stderr_progress)
+    what = "paired" if new else "already paired"
+    click.echo(f"{what} with {paired.name} ({paired.server_name}), certificate pinned")
+    if both_ways(config, paired):
+        click.echo("it has added this machine too: mail flows both ways")
+    else:
+        click.echo(
+            "mail flows once that machine adds this one's card too (`claudematrix machine "
+            "card` here, `claudematrix machine add <card>` there)"
+        )
 
 
 @machine_group.command(name="list", help="The paired machines.")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from .accounts import RegisteredAccount, register_account, reset_password, user_exists
 from .install import SYNAPSE_VERSION, ensure_installed
 from .layout import HomeserverPaths, homeserver_paths
+from .nudge import peer_lets_us_in
 from .process import HomeserverStatus, apply_settings, start, status, stop
 from .synapse_config import registration_shared_secret
 
@@ -19,6 +20,7 @@ __all__ = [
     "RegisteredAccount",
     "ensure_installed",
     "homeserver_paths",
+    "peer_lets_us_in",
     "register_account",
     "registration_shared_secret",
     "reset_password",

@@ -1,4 +1,5 @@
-"""After this machine's homeserver starts, tell each paired machine that it is back.
+"""After this machine's homeserver starts, tell each paired machine that it is back; and
+ask whether a paired machine lets this one in.
 
 A homeserver that failed to reach a peer backs off (minutes, then hours) before it retries,
 so mail queued for this machine while it was off or asleep could wait that long. Synapse
@@ -18,7 +19,7 @@ from claudematrix.local import layout
 
 from ._http import Unreachable, request_json
 
-__all__ = ["nudge_peers", "NUDGE_ALIAS"]
+__all__ = ["nudge_peers", "peer_lets_us_in", "NUDGE_ALIAS"]
 
 NUDGE_ALIAS = "claudematrix-back"
 # Our homeserver signs and sends its query at once; waiting for the peer's answer (or for a
@@ -48,11 +49,28 @@ def nudge_peers(config: Config) -> list[str]:
         return []
     asked = []
     for peer in peers:
-        alias = urllib.parse.quote(f"#{NUDGE_ALIAS}:{peer.server_name}", safe="")
-        url = f"{config.homeserver_url}/_matrix/client/v3/directory/room/{alias}"
         try:
-            request_json("GET", url, timeout=_WAIT_S, token=token)
+            _ask_about_alias(config, peer.server_name, token, _WAIT_S)
         except Unreachable:
             continue
         asked.append(peer.server_name)
     return asked
+
+
+def peer_lets_us_in(config: Config, server: str, timeout: float = 15.0) -> bool | None:
+    """Whether the paired machine `server` answers this one over federation (it has added
+    this machine's card too); None if that cannot be told (no machine account yet)."""
+    token = _machine_token(config)
+    if token is None:
+        return None
+    try:
+        status = _ask_about_alias(config, server, token, timeout)
+    except Unreachable:
+        return None
+    return status in (200, 404)  # it answered: the alias exists or not; 502: it refused us
+
+
+def _ask_about_alias(config: Config, server: str, token: str, timeout: float) -> int:
+    alias = urllib.parse.quote(f"#{NUDGE_ALIAS}:{server}", safe="")
+    url = f"{config.homeserver_url}/_matrix/client/v3/directory/room/{alias}"
+    return request_json("GET", url, timeout=timeout, token=token).status

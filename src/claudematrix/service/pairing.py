@@ -21,6 +21,7 @@ from claudematrix.ids import UserID, server_name
 from claudematrix.local.places import paired_file
 
 __all__ = [
+    "both_ways",
     "own_card",
     "pair",
     "unpair",
@@ -88,6 +89,12 @@ def pair(
     if new:
         homeserver.apply_settings(config, progress)
     return paired, new
+
+
+def both_ways(config: Config, paired: PairedMachine) -> bool | None:
+    """Whether `paired` has added this machine too (its homeserver answers ours); None when
+    that cannot be told yet (no session has run on this machine)."""
+    return homeserver.peer_lets_us_in(config, paired.server_name)
 
 
 def unpair(
