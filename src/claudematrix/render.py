@@ -26,6 +26,7 @@ from claudematrix.local.untrusted import (
 from claudematrix.types import Contact, Message, Where
 
 __all__ = [
+    "waiting_note",
     "header_line",
     "message_json",
     "notification",
@@ -188,4 +189,12 @@ def held_device_note(user: str, device: str) -> str:
         f"Not sent to {one_line(user, ID_MAX)}'s device {one_line(device, ID_MAX)}: it is new "
         "or its keys changed since it was pinned. Only the person can confirm it: "
         f"`claudematrix devices {one_line(user, ID_MAX)}`."
+    )
+
+
+def waiting_note(machine: str, server: str, down_since_ms: int) -> str:
+    """What a paired machine that cannot be reached means for mail sent to it."""
+    return (
+        f"mail to {machine} ({server}) waits: unreachable since {format_time(down_since_ms)}; "
+        "it goes when that machine is back"
     )

@@ -265,10 +265,21 @@ def test_a_machine_back_from_an_outage_is_sent_what_waited_at_once(
     room, event = str(sent["room_id"]), str(sent["event_id"])
     path = f"/_matrix/client/v3/rooms/{Raw.q(room)}/event/{Raw.q(event)}"
     wait_until(lambda: _backing_off(a, b), 30, "alpha to fail to reach beta and back off")
+    # The person sees that mail to beta waits, and why.
+    (beta_state,) = alice.json("status")["machines"]
+    assert beta_state["name"] == "beta" and beta_state["down_since"], beta_state
+    assert "mail to beta (" in alice.run("inbox").stdout
+    assert "unreachable since" in alice.run("status").stdout
 
     b.run("up")
     raw = bob.raw()
     wait_until(lambda: raw.attempt("GET", path)[0] == 200, 15, "the waiting event on beta")
+    wait_until(
+        lambda: alice.json("status")["machines"][0]["down_since"] is None,
+        30,
+        "alpha to see beta reachable again",
+    )
+    assert "paired machine beta (" in alice.run("status").stdout
 
 
 def _backing_off(a: Machine, b: Machine) -> bool:

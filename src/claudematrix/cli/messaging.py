@@ -16,8 +16,9 @@ from claudematrix.render import (
     header_line,
     held_device_note,
     message_json,
+    waiting_note,
 )
-from claudematrix.service import Service, WhoAmI
+from claudematrix.service import PeerState, Service, WhoAmI, peer_states
 from claudematrix.types import Contact, Message, Where
 
 Rows = list[tuple[Message, Where]]
@@ -84,14 +85,18 @@ def send(
 @json_option
 @click.pass_context
 def inbox(ctx: click.Context, include_read: bool, limit: int, as_json: bool) -> None:
-    async def action(service: Service) -> tuple[Rows, int]:
+    async def action(service: Service) -> tuple[Rows, int, list[PeerState]]:
         found = service.inbox(include_read=include_read, limit=limit)
-        return [(m, service.where(m)) for m in found], len(service.requests())
+        peers = await peer_states(service.config) if not as_json else []
+        return [(m, service.where(m)) for m in found], len(service.requests()), peers
 
-    rows, pending = run_as(ctx, action)
+    rows, pending, peers = run_as(ctx, action)
     _show_rows(rows, as_json, "no messages" if include_read else "no unread messages")
     if pending and not as_json:
         click.echo(f"{pending} message request(s) waiting: `claudematrix requests`")
+    for peer in peers:
+        if peer.down_since is not None:
+            click.echo(waiting_note(peer.name, peer.server_name, peer.down_since))
 
 
 @cli.command(help="Show a message's body (by its #id or event id) and mark it read.")
@@ -159,11 +164,12 @@ def whoami(ctx: click.Context, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    async def action(service: Service) -> tuple[WhoAmI, int, int, str]:
+    async def action(service: Service) -> tuple[WhoAmI, int, int, str, list[PeerState]]:
         owner = service.owner_user() or ""
-        return service.whoami(), service.unread_count(), len(service.contacts()), owner
+        peers = await peer_states(service.config)
+        return service.whoami(), service.unread_count(), len(service.contacts()), owner, peers
 
-    me, unread, n_contacts, owner = run_as(ctx, action)
+    me, unread, n_contacts, owner, peers = run_as(ctx, action)
     config = session_config()
     running = homeserver.status(config).running if config.embedded else None
     if as_json:
@@ -176,6 +182,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
                 "unread": unread,
                 "contacts": n_contacts,
                 "owner": owner or None,
+                "machines": [dataclasses.asdict(p) for p in peers],
             }
         )
         return
@@ -184,6 +191,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"homeserver: {config.homeserver_url} ({kind}){state}")
     click.echo(f"me: {me.user_id or '(no account yet)'} — {me.display_name} — mode {me.mode}")
     click.echo(f"unread: {unread}   contacts: {n_contacts}")
+    for peer in peers:
+        if peer.down_since is None:
+            click.echo(f"paired machine {peer.name} ({peer.server_name}): reachable")
+        else:
+            click.echo(waiting_note(peer.name, peer.server_name, peer.down_since))
     if me.device_problem:
         click.echo(f"encryption: PROBLEM: {me.device_problem}")
     elif me.device:

@@ -5,7 +5,13 @@ Depends only on claudematrix.errors, .paths, .config and the standard library.
 
 from __future__ import annotations
 
-from .accounts import RegisteredAccount, register_account, reset_password, user_exists
+from .accounts import (
+    RegisteredAccount,
+    federation_down_since,
+    register_account,
+    reset_password,
+    user_exists,
+)
 from .install import SYNAPSE_VERSION, ensure_installed
 from .layout import HomeserverPaths, homeserver_paths
 from .nudge import peer_lets_us_in
@@ -19,6 +25,7 @@ __all__ = [
     "HomeserverStatus",
     "RegisteredAccount",
     "ensure_installed",
+    "federation_down_since",
     "homeserver_paths",
     "peer_lets_us_in",
     "register_account",

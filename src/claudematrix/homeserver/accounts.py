@@ -159,3 +159,13 @@ def reset_password(base_url: str, admin_token: str, user_id: str, password: str)
             f"({resp.body.get('errcode') or resp.status}: {resp.body.get('error', '')})",
             errcode=str(resp.body.get("errcode") or "") or None,
         )
+
+
+def federation_down_since(base_url: str, admin_token: str, server: str) -> int | None:
+    """Since when (ms) this homeserver has failed to reach `server` over federation, by
+    Synapse's own records; None when it reaches it (or never had to)."""
+    where = urllib.parse.quote(server, safe="")
+    url = f"{base_url}/_synapse/admin/v1/federation/destinations/{where}"
+    resp = _call("GET", url, token=admin_token)
+    failed = resp.body.get("failure_ts") if resp.status == 200 else None
+    return int(failed) if isinstance(failed, int) and failed > 0 else None

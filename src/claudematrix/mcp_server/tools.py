@@ -12,8 +12,14 @@ from collections.abc import Awaitable, Callable
 from claudematrix.ids import parse_user_id
 from claudematrix.local.headers import person
 from claudematrix.policy import opens_up
-from claudematrix.render import contact_line, framed_body, header_line, held_device_note
-from claudematrix.service import Service
+from claudematrix.render import (
+    contact_line,
+    framed_body,
+    header_line,
+    held_device_note,
+    waiting_note,
+)
+from claudematrix.service import Service, peer_states
 from claudematrix.types import Label, Message
 
 __all__ = [
@@ -91,6 +97,9 @@ async def inbox(s: Service, include_read: bool = False, limit: int = 20) -> str:
             f"\n{len(waiting)} message request(s) from outside your audience "
             f"({who}): only the person can accept them (`claudematrix requests`)."
         )
+    for peer in await peer_states(s.config):
+        if peer.down_since is not None:
+            text += "\n" + waiting_note(peer.name, peer.server_name, peer.down_since) + "."
     return text
 
 

@@ -1,6 +1,14 @@
 """Wires store + Matrix client + sync for one identity; the CLI and MCP server call only this."""
 
-from claudematrix.service.pairing import both_ways, own_card, pair, paired_machines, unpair
+from claudematrix.service.pairing import (
+    PeerState,
+    both_ways,
+    own_card,
+    pair,
+    paired_machines,
+    peer_states,
+    unpair,
+)
 from claudematrix.service.session import Progress, Service, WhoAmI, stderr_progress
 from claudematrix.service.verification import Compare, verify_device
 
@@ -11,6 +19,8 @@ __all__ = [
     "stderr_progress",
     "Compare",
     "verify_device",
+    "PeerState",
+    "peer_states",
     "both_ways",
     "own_card",
     "pair",

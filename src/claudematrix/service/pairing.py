@@ -6,8 +6,10 @@ restarted with the new whitelist and pinned certificates, which cuts a removed p
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from claudematrix import homeserver
@@ -19,8 +21,11 @@ from claudematrix.federation.card import MachineCard, machine_label
 from claudematrix.federation.peers import add_peer, remove_peer
 from claudematrix.ids import UserID, server_name
 from claudematrix.local.places import paired_file
+from claudematrix.service.accounts import admin_credentials
 
 __all__ = [
+    "PeerState",
+    "peer_states",
     "both_ways",
     "own_card",
     "pair",
@@ -146,3 +151,32 @@ def paired_machine_names(config: Config) -> dict[str, str]:
     names = {p.server_name: p.name for p in load_peers(config.home)}
     _NAMES[config.home] = (key, names)
     return names
+
+
+@dataclass(frozen=True)
+class PeerState:
+    name: str
+    server_name: str
+    # Since when (ms) this machine's homeserver fails to reach it: mail to it waits and goes
+    # when it is back. None: reached (or nothing had to go yet).
+    down_since: int | None
+
+
+async def peer_states(config: Config) -> list[PeerState]:
+    """Each paired machine, and whether mail to it is waiting, by the homeserver's records."""
+    peers = load_peers(config.home)
+    if not peers or not config.embedded:
+        return []
+    admin = await admin_credentials(config)
+    if admin is None:
+        return [PeerState(p.name, p.server_name, None) for p in peers]
+    states = []
+    for peer in peers:
+        down = await asyncio.to_thread(
+            homeserver.federation_down_since,
+            config.homeserver_url,
+            admin.access_token,
+            peer.server_name,
+        )
+        states.append(PeerState(peer.name, peer.server_name, down))
+    return states
