@@ -199,18 +199,10 @@ def bench_throughput(ctx: Ctx) -> list[Row]:
     # raw: n senders, each with its own DM to one recipient
     recipient_raw = ctx.raw_user("raw-tp-r")
     senders_raw = [ctx.raw_user(f"raw-tp-s{k}") for k in range(n)]
-    rooms = []
-    for sender in senders_raw:
-        room = sender.create_room([recipient_raw.user_id], direct=True)
-        recipient_raw.join(room)
-        rooms.append(room)
+    rooms = _dms_with(recipient_raw, senders_raw)
     # Context: as many raw senders again, each also long-polling (as a session's identity).
     listeners_raw = [ctx.raw_user(f"raw-tp-l{k}") for k in range(n)]
-    listened_rooms = []
-    for sender in listeners_raw:
-        room = sender.create_room([recipient_raw.user_id], direct=True)
-        recipient_raw.join(room)
-        listened_rooms.append(room)
+    listened_rooms = _dms_with(recipient_raw, listeners_raw)
     rrecv = ctx.raw_peer("raw-tp-recv", "recv", recipient_raw)
     rsends = [ctx.raw_peer(f"raw-tp-send{k}", "send", s) for k, s in enumerate(senders_raw)]
     rlistens = [
@@ -335,6 +327,16 @@ def bench_throughput(ctx: Ctx) -> list[Row]:
         raw_listening_senders=listening_sent.summary(),
     )
     return [row]
+
+
+def _dms_with(recipient: Raw, senders: list[Raw]) -> list[str]:
+    """A DM of each sender with `recipient`, joined: the room ids, in the senders' order."""
+    rooms = []
+    for sender in senders:
+        room = sender.create_room([recipient.user_id], direct=True)
+        recipient.join(room)
+        rooms.append(room)
+    return rooms
 
 
 def _counter(n: int, index: int, prefix: str) -> Callable[[int, list[str]], bool]:

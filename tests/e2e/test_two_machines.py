@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.support.claude_cli import MCP_SERVER, REPO, TOOL_PREFIX, Claude, PrintResult
+from e2e.support.claude_cli import REPO, TOOL_PREFIX, Claude, PrintResult
 from e2e.support.fake_model import FakeModel, ToolUse, message_texts
 from support import free_port, wait_until
 
@@ -65,20 +65,9 @@ def _cli(claude: Claude, *args: str) -> str:
 
 
 def _resume(claude: Claude, session_id: str, prompt: str) -> PrintResult:
-    proc = claude.run(
-        "-p",
-        prompt,
-        "--output-format",
-        "json",
-        "--resume",
-        session_id,
-        "--allowedTools",
-        MCP_SERVER,
-        timeout=SESSION_TIMEOUT,
-        check=False,
-    )
-    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    return PrintResult(proc.returncode, proc.stdout, proc.stderr, session_id)
+    result = claude.resume(session_id, prompt, timeout=SESSION_TIMEOUT)
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    return result
 
 
 def _whoami(claude: Claude, fake: FakeModel, session_id: str) -> str:

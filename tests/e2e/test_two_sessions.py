@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from e2e.support.claude_cli import MCP_SERVER, REPO, TOOL_PREFIX, Claude, PrintResult
+from e2e.support.claude_cli import REPO, TOOL_PREFIX, Claude, PrintResult
 from e2e.support.fake_model import FakeModel, Reply, ToolUse, session_of, tool_results
 
 pytestmark = pytest.mark.e2e
@@ -78,24 +78,7 @@ def _ok(result: PrintResult) -> PrintResult:
 
 
 def _resume(claude: Claude, session_id: str, prompt: str) -> PrintResult:
-    """`claude -p --resume <id>`: the same session (and CLAUDE_CODE_SESSION_ID) again.
-
-    Local helper: the harness's run_print always passes --session-id, which Claude Code
-    refuses together with --resume unless forking, and a fork gets a new id (a new account).
-    """
-    proc = claude.run(
-        "-p",
-        prompt,
-        "--output-format",
-        "json",
-        "--resume",
-        session_id,
-        "--allowedTools",
-        MCP_SERVER,
-        timeout=SESSION_TIMEOUT,
-        check=False,
-    )
-    return PrintResult(proc.returncode, proc.stdout, proc.stderr, session_id)
+    return claude.resume(session_id, prompt, timeout=SESSION_TIMEOUT)
 
 
 @dataclass

@@ -156,21 +156,13 @@ def test_an_impostor_and_an_unpaired_machine_are_refused(
 
 
 def test_removing_a_machine_cuts_it_off_at_once(make_machine: MakeMachine, tmp_path: Path) -> None:
-    a, b = make_machine("alpha", "127.0.0.1"), make_machine("beta", "127.0.0.2")
-    _pair(a, b)
-    alice = Who(a, "alice", project_dir(tmp_path, "pa")).start()
-    bob = Who(b, "bob", project_dir(tmp_path, "pb")).start()
-    alice.run("trust", bob.user_id, "--yes")
-    bob.run("trust", alice.user_id, "--yes")
-    tag = new_tag()
-    alice.run("send", bob.user_id, "first", "--subject", f"one {tag}", "--label", "trusted")
-    wait_until(lambda: _got(bob, tag), 60, "the first mail across")
+    a, _b, alice, bob = _paired_pair(make_machine, tmp_path)
     assert _alias_lookup(bob, alice) == 404  # alpha answers beta: "no such alias"
 
     assert "unpaired beta" in a.run("machine", "remove", "beta").stdout
     assert json.loads(a.run("machine", "list", "--json").stdout) == []
     # Their DM still exists, but nothing is sent into it any more: refused before sending.
-    later = alice.run("send", bob.user_id, "second", "--subject", f"two {tag}", ok=False)
+    later = alice.run("send", bob.user_id, "second", "--subject", "two", ok=False)
     assert "not paired with this one" in one_line_refusal(later)
     assert later.returncode == 11
     # Alpha's homeserver no longer answers beta's, nor asks it anything.
@@ -201,22 +193,13 @@ def test_a_burst_survives_kill_9_of_the_receiving_homeserver(
 ) -> None:
     """50 messages from alpha to beta, beta's Synapse killed -9 after the 10th: once it is
     back, every message is in bob's inbox exactly once."""
-    a, b = make_machine("alpha", "127.0.0.1"), make_machine("beta", "127.0.0.2")
-    _pair(a, b)
-    alice = Who(a, "alice", project_dir(tmp_path, "pa")).start()
-    bob = Who(b, "bob", project_dir(tmp_path, "pb")).start()
-    alice.run("trust", bob.user_id, "--yes")
-    bob.run("trust", alice.user_id, "--yes")
+    a, b, alice, bob = _paired_pair(make_machine, tmp_path)
     tag = new_tag()
-    alice.run("send", bob.user_id, "warm-up", "--subject", f"w{tag}", "--label", "trusted")
-    wait_until(lambda: _got(bob, f"w{tag}"), 60, "the first mail across")
 
     total = 50
     for i in range(total):
         if i == 10:
-            pid = int((b.home / "homeserver" / "homeserver.pid").read_text().split()[0])
-            os.kill(pid, signal.SIGKILL)
-            wait_until(functools.partial(_gone, pid), 15, "beta's homeserver to die")
+            _kill_homeserver(b)
         alice.run(
             "send", bob.user_id, f"n{i}", "--subject", f"b{tag} {i:02d}", "--label", "trusted"
         )
@@ -228,6 +211,27 @@ def test_a_burst_survives_kill_9_of_the_receiving_homeserver(
     wait_until(all_there, 120, "every message of the burst in bob's inbox")
     subjects = [str(m["subject"]) for m in _got(bob, f"b{tag}")]
     assert sorted(subjects) == [f"b{tag} {i:02d}" for i in range(total)]  # each exactly once
+
+
+def _paired_pair(make_machine: MakeMachine, tmp_path: Path) -> tuple[Machine, Machine, Who, Who]:
+    """alpha and beta paired, alice on alpha and bob on beta trusting each other, and one
+    message across (the DM made, its keys shared)."""
+    a, b = make_machine("alpha", "127.0.0.1"), make_machine("beta", "127.0.0.2")
+    _pair(a, b)
+    alice = Who(a, "alice", project_dir(tmp_path, "pa")).start()
+    bob = Who(b, "bob", project_dir(tmp_path, "pb")).start()
+    alice.run("trust", bob.user_id, "--yes")
+    bob.run("trust", alice.user_id, "--yes")
+    warm = f"warm-up {new_tag()}"
+    alice.run("send", bob.user_id, "first", "--subject", warm, "--label", "trusted")
+    wait_until(lambda: _got(bob, warm), 60, "the first mail across")
+    return a, b, alice, bob
+
+
+def _kill_homeserver(machine: Machine) -> None:
+    pid = int((machine.home / "homeserver" / "homeserver.pid").read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    wait_until(functools.partial(_gone, pid), 15, f"{machine.label}'s homeserver to die")
 
 
 def _gone(pid: int) -> bool:
@@ -247,20 +251,10 @@ def test_a_machine_back_from_an_outage_is_sent_what_waited_at_once(
     """Alpha backs off from beta while beta is down; beta's homeserver, on its start, tells
     alpha it is back (nothing else on beta runs), and alpha sends what waited at once
     instead of after its backoff (30 s at least)."""
-    a, b = make_machine("alpha", "127.0.0.1"), make_machine("beta", "127.0.0.2")
-    _pair(a, b)
-    alice = Who(a, "alice", project_dir(tmp_path, "pa")).start()
-    bob = Who(b, "bob", project_dir(tmp_path, "pb")).start()
-    alice.run("trust", bob.user_id, "--yes")
-    bob.run("trust", alice.user_id, "--yes")
-    tag = new_tag()
-    alice.run("send", bob.user_id, "warm-up", "--subject", f"w{tag}", "--label", "trusted")
-    wait_until(lambda: _got(bob, f"w{tag}"), 60, "the first mail across")
+    a, b, alice, bob = _paired_pair(make_machine, tmp_path)
 
     b.run("daemon", "stop")  # nobody on beta asks alpha anything when beta comes back
-    pid = int((b.home / "homeserver" / "homeserver.pid").read_text().split()[0])
-    os.kill(pid, signal.SIGKILL)
-    wait_until(functools.partial(_gone, pid), 15, "beta's homeserver to die")
+    _kill_homeserver(b)
     sent = alice.json("send", bob.user_id, "while away", "--label", "trusted")
     room, event = str(sent["room_id"]), str(sent["event_id"])
     path = f"/_matrix/client/v3/rooms/{Raw.q(room)}/event/{Raw.q(event)}"

@@ -224,6 +224,22 @@ class Claude:
         proc = self.run(*args, *extra_args, timeout=timeout, check=False, env=env)
         return PrintResult(proc.returncode, proc.stdout, proc.stderr, sid)
 
+    def resume(
+        self,
+        session_id: str,
+        prompt: str,
+        allowed_tools: Iterable[str] = (MCP_SERVER,),
+        timeout: float = 180,
+    ) -> PrintResult:
+        """`claude -p --resume <id>`: the same session (and CLAUDE_CODE_SESSION_ID) again.
+
+        Not run_print with the same id: that passes --session-id, which Claude Code refuses
+        together with --resume unless forking, and a fork gets a new id (a new account).
+        """
+        args = ["-p", prompt, "--output-format", "json", "--resume", session_id]
+        proc = self.run(*args, *_allowed(allowed_tools), timeout=timeout, check=False)
+        return PrintResult(proc.returncode, proc.stdout, proc.stderr, session_id)
+
     def stream_session(
         self,
         session_id: str | None = None,
