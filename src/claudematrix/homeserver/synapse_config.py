@@ -171,9 +171,10 @@ def _own_server_name(config: Config) -> FederationAddress:
         server = None
     if server is None or server.unspecified or server.host == "localhost":
         raise ConfigError(
-            f"this machine's homeserver is named {config.server_name!r}, which no other "
-            'machine can reach, so it cannot federate: see docs/federation.md, "Make an '
-            'existing machine federation-ready", or unset CLAUDEMATRIX_FEDERATION'
+            f"this machine's homeserver is named {config.server_name!r} (fixed at its first "
+            "start), which no other machine can reach, so it cannot federate: unset "
+            "CLAUDEMATRIX_FEDERATION, or set it before the first start of a new state dir "
+            "(CLAUDEMATRIX_HOME); see docs/federation.md"
         )
     return server
 

@@ -39,8 +39,9 @@ __all__ = [
 _NAMES: dict[Path, tuple[tuple[int, int], dict[str, str]]] = {}
 
 _NOT_READY = (
-    "this machine is not set up to federate: set CLAUDEMATRIX_FEDERATION=ADDRESS:PORT "
-    "(the address other machines reach it at; see docs/federation.md) before its first start"
+    "this machine is not set up to federate: set CLAUDEMATRIX_FEDERATION=ADDRESS:PORT (the "
+    "address other machines reach it at) before the first start of its state dir (a new "
+    "CLAUDEMATRIX_HOME for a machine already in use); see docs/federation.md"
 )
 
 
