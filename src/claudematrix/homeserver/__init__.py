@@ -16,7 +16,7 @@ from .install import SYNAPSE_VERSION, ensure_installed
 from .layout import HomeserverPaths, homeserver_paths
 from .nudge import peer_lets_us_in
 from .process import HomeserverStatus, apply_settings, start, status, stop
-from .synapse_config import registration_shared_secret
+from .synapse_config import own_server_name, registration_shared_secret
 
 __all__ = [
     "SYNAPSE_VERSION",
@@ -28,6 +28,7 @@ __all__ = [
     "federation_down_since",
     "homeserver_paths",
     "peer_lets_us_in",
+    "own_server_name",
     "register_account",
     "registration_shared_secret",
     "reset_password",

@@ -25,6 +25,7 @@ from ._yaml import dump_yaml
 from .layout import HomeserverPaths, homeserver_paths
 
 __all__ = [
+    "own_server_name",
     "ensure_config",
     "generated_port",
     "registration_shared_secret",
@@ -125,7 +126,7 @@ def federation_settings(config: Config, paths: HomeserverPaths) -> dict[str, Any
         return {}
     from claudematrix.federation.tls import ensure_certificate  # cryptography: only here
 
-    server = _own_server_name(config)
+    server = own_server_name(config)
     ensure_certificate(paths.tls_cert_path, paths.tls_key_path, server.host)
     peers = load_peers(config.home)
     settings: dict[str, Any] = {
@@ -162,7 +163,7 @@ def federation_listener(config: Config) -> list[dict[str, Any]]:
     ]
 
 
-def _own_server_name(config: Config) -> FederationAddress:
+def own_server_name(config: Config) -> FederationAddress:
     """This machine's server name as an address other machines can reach; a one-line error
     if it is not one (a loopback-only install asked to federate)."""
     try:

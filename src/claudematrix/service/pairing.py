@@ -16,7 +16,6 @@ from claudematrix import homeserver
 from claudematrix.config import Config
 from claudematrix.errors import ConfigError, MachineNotPaired, PairingRefused
 from claudematrix.federation import PairedMachine, load_peers, parse_card
-from claudematrix.federation.address import parse_federation_address
 from claudematrix.federation.card import MachineCard, machine_label
 from claudematrix.federation.peers import add_peer, remove_peer
 from claudematrix.ids import UserID, server_name
@@ -53,6 +52,7 @@ def _require_federation(config: Config) -> None:
         )
     if config.federation is None:
         raise ConfigError(_NOT_READY)
+    homeserver.own_server_name(config)  # a name others can reach, before anything starts
 
 
 def own_card(config: Config, progress: Callable[[str], None] = lambda _m: None) -> MachineCard:
@@ -66,7 +66,7 @@ def own_card(config: Config, progress: Callable[[str], None] = lambda _m: None) 
     assert config.federation is not None
     return MachineCard(
         name=machine_label(config.machine_name),
-        server_name=parse_federation_address(config.server_name, "the server name"),
+        server_name=homeserver.own_server_name(config),
         address=config.federation,
         fingerprint=fingerprint(paths.tls_cert_path.read_text()),
     )
