@@ -285,3 +285,59 @@ def _backing_off(a: Machine, b: Machine) -> bool:
             "SELECT retry_last_ts FROM destinations WHERE destination = ?", (server,)
         ).fetchone()
     return bool(row and row[0])
+
+
+# audience column -> labels that reach it (README, "Privacy modes"), for the remote columns
+REMOTE_REACHES = {"trusted remote": {"trusted", "public"}, "remote": {"public"}}
+LABELS = ("secret", "private", "trusted", "public")
+
+
+def test_the_send_table_holds_across_machines_cell_by_cell(
+    make_machine: MakeMachine, tmp_path: Path
+) -> None:
+    """Every label to a trusted session and to an untrusted one on the paired machine:
+    allowed ones arrive (the stranger's held as a request), refused ones are refused in one
+    line and reach neither beta's homeserver nor any store."""
+    a, b = make_machine("alpha", "127.0.0.1"), make_machine("beta", "127.0.0.2")
+    _pair(a, b)
+    me = Who(a, "me", project_dir(tmp_path, "pa")).start()
+    friend = Who(b, "friend", project_dir(tmp_path, "pf")).start()
+    stranger = Who(b, "stranger", project_dir(tmp_path, "ps")).start()
+    me.run("trust", friend.user_id, "--yes")
+    friend.run("trust", me.user_id, "--yes")
+    tag = new_tag()
+    refused: list[str] = []
+    for recipient, audience in ((friend, "trusted remote"), (stranger, "remote")):
+        for label in LABELS:
+            subject = f"{tag} {label} to {audience}"
+            token = f"body-{tag}-{label}-{audience.replace(' ', '_')}"
+            proc = me.run(
+                "send", recipient.user_id, token, "--subject", subject, "--tier", label,
+                "--json", ok=False,
+            )  # fmt: skip
+            if label in REMOTE_REACHES[audience]:
+                assert proc.returncode == 0, (subject, proc.stderr)
+                sent = json.loads(proc.stdout)
+                assert (sent["where"], sent["label"]) == (f"{audience} (beta)", label), sent
+            else:
+                line = one_line_refusal(proc)
+                assert proc.returncode == 7 and f"labelled {label}" in line, (subject, line)
+                assert f"is {audience};" in line, line
+                refused.append(token)
+
+    def expected(audience: str) -> set[str]:
+        return {f"{tag} {label} to {audience}" for label in REMOTE_REACHES[audience]}
+
+    def subjects(who: Who) -> set[str]:
+        return {str(m["subject"]) for m in who.inbox() if str(m["subject"]).startswith(tag)}
+
+    wait_until(lambda: subjects(friend) == expected("trusted remote"), 60, "friend's mail")
+    wait_until(lambda: bool(stranger.requests()), 60, "the stranger's request")
+    assert subjects(stranger) == set()  # held, unopened, until the person accepts
+    stranger.run("accept", me.user_id, "--yes")
+    wait_until(lambda: subjects(stranger) == expected("remote"), 60, "the accepted mail")
+
+    everything = _server_db_text(b) + _server_db_text(a)
+    for who in (me, friend, stranger):
+        everything += json.dumps(who.rows("SELECT body, subject FROM messages"))
+    assert not [t for t in refused if t in everything]
