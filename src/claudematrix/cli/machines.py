@@ -13,7 +13,7 @@ import click
 from claudematrix.cli._app import cli, emit_json, json_option
 from claudematrix.cli._consent import person_confirms
 from claudematrix.config import load_config
-from claudematrix.federation import parse_card
+from claudematrix.federation.card import parse_card
 from claudematrix.render import format_time
 from claudematrix.service import (
     both_ways,

@@ -9,19 +9,7 @@ each side pins the other's certificate and lets only paired machines federate.
 - card.py: the one line a machine prints for another to add.
 - peers.py: the paired machines, kept in the state dir.
 - blocklist.py: Synapse's private-range blocklist with exactly the paired addresses carved out.
+
+Nothing is re-exported here: config.py imports address.py on every start, and the rest
+stays unloaded until pairing needs it.
 """
-
-from __future__ import annotations
-
-from .address import FederationAddress, parse_federation_address
-from .card import MachineCard, parse_card
-from .peers import PairedMachine, load_peers
-
-__all__ = [
-    "FederationAddress",
-    "MachineCard",
-    "PairedMachine",
-    "load_peers",
-    "parse_card",
-    "parse_federation_address",
-]

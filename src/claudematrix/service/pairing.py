@@ -15,9 +15,8 @@ from pathlib import Path
 from claudematrix import homeserver
 from claudematrix.config import Config
 from claudematrix.errors import ConfigError, MachineNotPaired, PairingRefused
-from claudematrix.federation import PairedMachine, load_peers, parse_card
-from claudematrix.federation.card import MachineCard, machine_label
-from claudematrix.federation.peers import add_peer, remove_peer
+from claudematrix.federation.card import MachineCard, machine_label, parse_card
+from claudematrix.federation.peers import PairedMachine, add_peer, load_peers, remove_peer
 from claudematrix.ids import UserID, server_name
 from claudematrix.local.places import paired_file
 from claudematrix.service.accounts import admin_credentials

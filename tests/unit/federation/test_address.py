@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from claudematrix.errors import ConfigError
-from claudematrix.federation import parse_federation_address
+from claudematrix.federation.address import parse_federation_address
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from claudematrix.errors import InvalidInput
-from claudematrix.federation import parse_card, parse_federation_address
-from claudematrix.federation.card import MachineCard, machine_label
+from claudematrix.federation.address import parse_federation_address
+from claudematrix.federation.card import MachineCard, machine_label, parse_card
 
 
 def _card(name: str = "laptop", server: str = "127.0.0.2:8448", mark: str = "a") -> MachineCard:

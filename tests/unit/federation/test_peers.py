@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from claudematrix.errors import PairingRefused
-from claudematrix.federation import parse_federation_address
+from claudematrix.federation.address import parse_federation_address
 from claudematrix.federation.card import MachineCard
 from claudematrix.federation.peers import add_peer, load_peers, remove_peer
 from claudematrix.federation.tls import ensure_certificate, fingerprint
