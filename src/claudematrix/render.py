@@ -137,7 +137,7 @@ def _state(contact: Contact) -> str:
 def contact_line(contact: Contact) -> str:
     """`"name" <@id> (same project, online), short name "x": status "..."; task "..."`"""
     line = f"{person(contact.user_id, contact.display_name)} "
-    line += f"({contact.audience.value}, {_state(contact)})"
+    line += f"({contact.where.value}, {_state(contact)})"
     short = one_line(contact.short_name, NAME_MAX)
     if short:
         line += f", short name {quoted(short, NAME_MAX)}"
@@ -165,6 +165,8 @@ def contact_json(contact: Contact) -> dict[str, Any]:
     data: dict[str, Any] = {
         "user_id": one_line(contact.user_id, ID_MAX),
         "audience": contact.audience.value,
+        "where": contact.where.value,
+        "machine": contact.machine,
         "last_seen_ts": contact.last_seen_ts,
         "dm_room": contact.dm_room,
         "online": contact.online,

@@ -97,3 +97,8 @@ class Contact:
     task: str = ""
     mode: str = ""
     online: bool = False
+    machine: str | None = None  # the paired machine they are on, if another one
+
+    @property
+    def where(self) -> Where:
+        return Where(self.audience, self.machine)

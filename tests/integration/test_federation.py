@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -341,3 +342,73 @@ def test_the_send_table_holds_across_machines_cell_by_cell(
     for who in (me, friend, stranger):
         everything += json.dumps(who.rows("SELECT body, subject FROM messages"))
     assert not [t for t in refused if t in everything]
+
+
+def test_remote_sessions_whose_mode_reaches_me_are_in_contacts_with_their_machine(
+    make_machine: MakeMachine, tmp_path: Path
+) -> None:
+    """Public sessions of paired machines meet in each other's public rooms; a remote
+    session in trusted mode that trusts me shows through its circle; a private one never."""
+    a, b = make_machine("alpha", "127.0.0.1"), make_machine("beta", "127.0.0.2")
+    _pair(a, b)
+    shown = Who(b, "shown", project_dir(tmp_path, "pshown")).start()
+    shown.run("mode", "public", "--yes")
+    hidden = Who(b, "hidden", project_dir(tmp_path, "phidden")).start()  # private
+    me = Who(a, "me", project_dir(tmp_path, "pme")).start()
+    me.run("mode", "public", "--yes")
+
+    def listed(who: Who, other: Who) -> dict[str, object]:
+        return who.contacts().get(other.user_id) or {}
+
+    wait_until(lambda: listed(me, shown).get("project") == "pshown", 60, "beta's public session")
+    seen = listed(me, shown)
+    assert (seen["where"], seen["machine"], seen["mode"]) == ("remote (beta)", "beta", "public")
+    assert "remote (beta)" in me.run("contacts").stdout
+    wait_until(lambda: listed(shown, me).get("where") == "remote (alpha)", 60, "and back")
+    assert listed(shown, me)["project"] == "pme"
+
+    friend = Who(b, "friend", project_dir(tmp_path, "pfriend")).start()
+    me.run("trust", friend.user_id, "--yes")
+    friend.run("mode", "trusted", "--yes")
+    friend.run("trust", me.user_id, "--yes")  # invites me into its trusted circle
+    wait_until(lambda: listed(me, friend).get("mode") == "trusted", 60, "the trusted profile")
+    assert listed(me, friend)["where"] == "trusted remote (beta)"
+
+    assert hidden.user_id not in me.contacts()
+    # Neither of beta's sessions that do not reach alpha's published anything alpha can read.
+    visible = json.dumps([me.raw().history(room) for room in me.raw().joined_rooms()])
+    assert "phidden" not in visible
+
+
+def test_a_machine_trusted_as_a_whole_makes_its_sessions_trusted_remote(
+    make_machine: MakeMachine, tmp_path: Path
+) -> None:
+    a, b = make_machine("alpha", "127.0.0.1"), make_machine("beta", "127.0.0.2")
+    _pair(a, b)
+    me = Who(a, "me", project_dir(tmp_path, "pa")).start()
+    them = Who(b, "them", project_dir(tmp_path, "pb")).start()
+    tag = new_tag()
+
+    def send_trusted(n: int) -> subprocess.CompletedProcess[str]:
+        return me.run(
+            "send", them.user_id, f"t{n}", "--subject", f"{tag} {n}", "--label", "trusted",
+            ok=False,
+        )  # fmt: skip
+
+    assert send_trusted(1).returncode == 7  # a stranger's session: trusted data stays here
+    inside = a.run("machine", "trust", "beta", "--yes", env={"CLAUDECODE": "1"}, ok=False)
+    assert inside.returncode != 0 and "terminal" in one_line_refusal(inside)
+    assert "trusted beta" in a.run("machine", "trust", "beta", "--yes").stdout
+    assert "trusted as a whole" in a.run("machine", "list").stdout
+
+    assert send_trusted(2).returncode == 0
+    wait_until(lambda: bool(them.requests()), 60, "alpha's mail held on beta (not trusted back)")
+    # Their mail comes to my inbox, not to requests, placed as a trusted remote contact.
+    them.run("send", me.user_id, "hello", "--subject", f"{tag} back", "--label", "public")
+    wait_until(lambda: _got(me, f"{tag} back"), 60, "beta's mail in my inbox")
+    got = _got(me, f"{tag} back")[0]
+    assert (got["where"], got["machine"]) == ("trusted remote (beta)", "beta")
+    assert not me.requests()
+
+    assert "no longer trusted" in a.run("machine", "untrust", "beta").stdout
+    assert send_trusted(3).returncode == 7

@@ -9,13 +9,15 @@ import pytest
 from claudematrix.ids import EventID, RoomID, UserID
 from claudematrix.render import (
     UNTRUSTED_NOTE,
+    contact_json,
+    contact_line,
     format_time,
     framed_body,
     header_line,
     message_json,
     notification,
 )
-from claudematrix.types import Audience, Direction, Label, Message, Where
+from claudematrix.types import Audience, Contact, Direction, Label, Message, Where
 
 TS = 1_795_000_000_000
 
@@ -198,3 +200,19 @@ def test_a_party_on_a_paired_machine_is_named_with_it() -> None:
     data = message_json(make(9), where)
     assert (data["where"], data["machine"]) == ("trusted remote (beta)", "beta")
     assert message_json(make(9), Where(Audience.MACHINE))["machine"] is None
+
+
+def test_a_contact_on_a_paired_machine_is_shown_with_it() -> None:
+    remote = Contact(
+        UserID("@cc-bob:127.0.0.2:8448"), "Bob", Audience.TRUSTED, online=True, machine="beta"
+    )
+    assert '"Bob" <@cc-bob:127.0.0.2:8448> (trusted remote (beta), online)' in contact_line(remote)
+    data = contact_json(remote)
+    assert (data["audience"], data["where"], data["machine"]) == (
+        "trusted remote",
+        "trusted remote (beta)",
+        "beta",
+    )
+    near = Contact(UserID("@cc-al:localhost"), "Al", Audience.MACHINE)
+    assert "(same machine, not seen)" in contact_line(near)
+    assert (contact_json(near)["where"], contact_json(near)["machine"]) == ("same machine", None)

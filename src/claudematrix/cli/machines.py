@@ -1,7 +1,8 @@
-"""`claudematrix machine card|add|list|remove`: pairing this machine with others.
+"""`claudematrix machine card|add|list|remove|trust|untrust`: pairing this machine with
+others, and trusting one as a whole.
 
-Adding a machine widens who can reach this one, so, like trust, it is the person's act:
-refused inside Claude Code, confirmed at their own terminal (or --yes there).
+Adding or trusting a machine widens who can reach this one, so, like trust, it is the
+person's act: refused inside Claude Code, confirmed at their own terminal (or --yes there).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from claudematrix.service import (
     pair,
     paired_machines,
     stderr_progress,
+    trust_machine,
     unpair,
 )
 
@@ -74,8 +76,10 @@ def list_(as_json: bool) -> None:
         click.echo("no paired machines: `claudematrix machine card` here, `machine add` there")
         return
     for p in peers:
+        trusted = "  trusted as a whole" if p.trusted else ""
         click.echo(
-            f"{p.name}  {p.server_name}  {p.fingerprint[:23]}...  paired {format_time(p.paired_at)}"
+            f"{p.name}  {p.server_name}  {p.fingerprint[:23]}...  paired "
+            f"{format_time(p.paired_at)}{trusted}"
         )
 
 
@@ -84,3 +88,35 @@ def list_(as_json: bool) -> None:
 def remove(name: str) -> None:
     gone = unpair(load_config(), name, stderr_progress)
     click.echo(f"unpaired {gone.name} ({gone.server_name}): nothing flows with it any more")
+
+
+@machine_group.command(
+    name="trust", help="Trust every session of a paired machine (by name or server name)."
+)
+@click.argument("name")
+@click.option(
+    "--yes", "-y", is_flag=True, help="Confirm without a prompt (not inside Claude Code)."
+)
+def trust(name: str, yes: bool) -> None:
+    question = (
+        f"Trust every session of the machine {name}? Trusted-labelled mail and profiles of "
+        "this machine's sessions may then reach all of them"
+    )
+    if not person_confirms(question, yes):
+        click.echo("not trusted: nobody confirmed (answer the question at a terminal, or --yes)")
+        return
+    machine = trust_machine(load_config(), name, trusted=True, confirmed=True)
+    click.echo(
+        f"trusted {machine.name} ({machine.server_name}): its sessions are trusted remote "
+        "contacts of every session here"
+    )
+
+
+@machine_group.command(name="untrust", help="Stop trusting a paired machine as a whole.")
+@click.argument("name")
+def untrust(name: str) -> None:
+    machine = trust_machine(load_config(), name, trusted=False, confirmed=False)
+    click.echo(
+        f"no longer trusted as a whole: {machine.name} ({machine.server_name}); sessions "
+        "there you trust one by one stay trusted"
+    )

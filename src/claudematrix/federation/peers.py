@@ -7,7 +7,7 @@ import ipaddress
 import re
 import socket
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from claudematrix.errors import PairingRefused, StateCorrupt
@@ -17,7 +17,14 @@ from claudematrix.paths import ensure_dir, read_json, write_json_private, write_
 from .address import FederationAddress, IPAddress, parse_federation_address
 from .card import MachineCard
 
-__all__ = ["PairedMachine", "load_peers", "add_peer", "remove_peer", "peer_addresses"]
+__all__ = [
+    "PairedMachine",
+    "load_peers",
+    "add_peer",
+    "remove_peer",
+    "set_peer_trusted",
+    "peer_addresses",
+]
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,8 @@ class PairedMachine:
     cert_file: str  # that certificate, PEM, under <state dir>/machines/
     ips: tuple[str, ...]  # what its server name resolved to when it was added
     paired_at: int  # ms since the epoch
+    # The person trusts every session there as a trusted remote contact (machine trust).
+    trusted: bool = False
 
     @property
     def server(self) -> FederationAddress:
@@ -113,6 +122,18 @@ def remove_peer(home: Path, which: str) -> PairedMachine | None:
     _save(home, [p for p in peers if p is not gone])
     Path(gone.cert_file).unlink(missing_ok=True)
     return gone
+
+
+def set_peer_trusted(home: Path, which: str, trusted: bool) -> PairedMachine | None:
+    """Trust (or stop trusting) the machine named `which` (or with that server name) as a
+    whole; None if no such machine is paired."""
+    peers = load_peers(home)
+    found = next((p for p in peers if which in (p.name, p.server_name)), None)
+    if found is None:
+        return None
+    changed = replace(found, trusted=trusted)
+    _save(home, [changed if p is found else p for p in peers])
+    return changed
 
 
 def peer_addresses(peers: list[PairedMachine]) -> list[IPAddress]:

@@ -88,20 +88,23 @@ def _where_of(identity: str, conn: Any, headers: list[Header]) -> Any:
     known = mailbox.audiences(conn, {h.sender for h in headers} - selves)
     remote = {known.get(h.sender, REMOTE) for h in headers if h.sender not in selves}
     far = remote & {REMOTE, "trusted remote"}
-    names = _machine_names(os.path.dirname(os.path.dirname(identity))) if far else {}
+    paired = _paired(os.path.dirname(os.path.dirname(identity))) if far else None
+    names = places.machine_names(paired)
+    trusted = places.trusted_servers(paired)
 
     def where(h: Header) -> str:
         if h.sender in selves:
             return SELF
-        return places.with_machine(known.get(h.sender, REMOTE), h.sender, names)
+        place = places.trusted_place(known.get(h.sender, REMOTE), h.sender, trusted)
+        return places.with_machine(place, h.sender, names)
 
     return where
 
 
-def _machine_names(state_dir: str) -> dict[str, str]:
-    """The paired machines' names; none if this machine is paired with nobody."""
+def _paired(state_dir: str) -> object:
+    """machines.json as loaded; None if this machine is paired with nobody."""
     try:
         with open(places.paired_file(state_dir), encoding="utf-8") as handle:
-            return places.machine_names(_jsonlite.loads(handle.read()))
+            return _jsonlite.loads(handle.read())
     except (OSError, ValueError):
-        return {}
+        return None

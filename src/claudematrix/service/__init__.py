@@ -7,6 +7,7 @@ from claudematrix.service.pairing import (
     pair,
     paired_machines,
     peer_states,
+    trust_machine,
     unpair,
 )
 from claudematrix.service.session import Progress, Service, WhoAmI, stderr_progress
@@ -25,5 +26,6 @@ __all__ = [
     "own_card",
     "pair",
     "paired_machines",
+    "trust_machine",
     "unpair",
 ]

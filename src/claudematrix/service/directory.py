@@ -7,6 +7,7 @@ what I publish about myself goes only to rooms my mode's label reaches (policy.a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -17,19 +18,26 @@ from claudematrix import policy
 from claudematrix.config import Config
 from claudematrix.errors import HomeserverError
 from claudematrix.identity import Identity, display_name_for, neutral_name
-from claudematrix.ids import EventID, RoomID, UserID
+from claudematrix.ids import EventID, RoomID, UserID, server_name
 from claudematrix.local import layout
+from claudematrix.local.places import machine_of, trusted_place
 from claudematrix.local.untrusted import FIELD_MAX, NAME_MAX, STATUS_MAX, one_line
 from claudematrix.matrix import MatrixClient
 from claudematrix.matrix.content import PRESENCE_EVENT, PROFILE_EVENT
 from claudematrix.matrix.rooms import create_invite_only_room
 from claudematrix.paths import identity_dir
 from claudematrix.service.guard import Guard
-from claudematrix.service.machine import is_local, join_machine_rooms, public_room
+from claudematrix.service.machine import (
+    PUBLIC_ROOM_ALIAS,
+    is_local,
+    join_machine_rooms,
+    public_room,
+)
+from claudematrix.service.pairing import paired_machine_names, trusted_machine_servers
 from claudematrix.service.presence import Presence
 from claudematrix.session_env import SessionEnv
 from claudematrix.store import Membership, Person, RoomRecord, Store, SyncBatch
-from claudematrix.types import Audience, Contact, Label
+from claudematrix.types import Audience, Contact, Label, Where
 from claudematrix.workspace import Workspace
 
 __all__ = ["Directory", "Timing", "ROOM_AUDIENCE"]
@@ -45,6 +53,12 @@ ROOM_AUDIENCE: dict[str, Audience] = {
 # share the lobby with me anyway.
 _PRESENCE_KINDS = ("lobby", "circle", "public")
 _NEAREST_FIRST = list(Audience)
+# Joining a paired machine's public room goes over federation: bounded, and not asked again
+# for a minute when it fails (a session start waits at most the quick bound).
+_PEER_PUBLIC_ROOMS = "peer_public_rooms"
+_PEER_JOIN_QUICK_S = 3.0
+_PEER_JOIN_S = 15.0
+_PEER_RETRY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -99,10 +113,12 @@ class Directory:
         return Label.parse(self.store.setting("mode") or Label.PRIVATE.value)
 
     def audience_of(self, user: UserID) -> Audience:
-        """Where `user` stands, as the store knows it (what contacts and headers show)."""
+        """Where `user` stands, as the store knows it (what contacts and headers show); a
+        session of a machine the person trusts as a whole is a trusted remote contact."""
         if user in (self._me(), self._owner()):
             return Audience.SELF
-        return Audience(self.store.where(user))
+        place = self.store.where(user)
+        return Audience(trusted_place(place, user, trusted_machine_servers(self.config)))
 
     def proven_audience_of(self, user: UserID) -> Audience:
         """Where `user` stands, for deciding what may reach them. Membership of the lobby or
@@ -111,8 +127,17 @@ class Directory:
         far as my trust says."""
         audience = self.audience_of(user)
         if audience in (Audience.PROJECT, Audience.MACHINE) and not is_local(self.config, user):
-            return Audience.TRUSTED if user in self.store.trusted() else Audience.ANYONE
+            trusted = user in self.store.trusted() or server_name(user) in (
+                trusted_machine_servers(self.config)
+            )
+            return Audience.TRUSTED if trusted else Audience.ANYONE
         return audience
+
+    def where_of(self, user: UserID) -> Where:
+        """Where `user` stands, with the paired machine they are on if it is another one."""
+        audience = self.audience_of(user)
+        names = paired_machine_names(self.config)
+        return Where(audience, machine_of(audience.value, user, names))
 
     def contacts(self, *, include_hidden: bool = False) -> list[Contact]:
         """Everyone I can reach: online first, then nearest, then most recently active."""
@@ -138,11 +163,12 @@ class Directory:
                 now - last_seen > self.timing.hide_after_s * 1000
             ):
                 continue
+            where = self.where_of(user)
             found.append(
                 Contact(
                     user_id=user,
                     display_name=str(profile.get("display_name") or person.display_name),
-                    audience=self.audience_of(user),
+                    audience=where.audience,
                     last_seen_ts=last_seen,
                     status=str(profile.get("status") or ""),
                     dm_room=dms.get(user),
@@ -153,6 +179,7 @@ class Directory:
                     task=str(profile.get("task") or ""),
                     mode=str(profile.get("mode") or ""),
                     online=online,
+                    machine=where.machine,
                 )
             )
         found.sort(
@@ -187,8 +214,58 @@ class Directory:
             await asyncio.gather(
                 *(self._remember_room(room, kind, sealed=True) for kind, room in joined)
             )
-        if mode is Label.PUBLIC and not self.store.rooms_of_kind("public"):
-            await self._join_public_room()
+        if mode is Label.PUBLIC:
+            peer_rooms = set(self._peer_public_rooms().values())
+            if not set(self.store.rooms_of_kind("public")) - peer_rooms:
+                await self._join_public_room()
+            await self.join_peer_public_rooms(timeout_s=_PEER_JOIN_QUICK_S)
+
+    async def join_peer_public_rooms(self, timeout_s: float = _PEER_JOIN_S) -> None:
+        """In public mode, the public rooms of the paired machines too: where the public
+        sessions of different machines meet. A machine that does not let me in yet (not
+        paired back, asleep, no public room) is asked again a minute later, by whichever
+        process of mine comes by; the rooms of machines no longer paired are left."""
+        if self.mode() is not Label.PUBLIC:
+            return
+        peers = set(paired_machine_names(self.config))
+        joined = self._peer_public_rooms()
+        kept = {
+            server: room
+            for server, room in joined.items()
+            if server in peers and room in self.store.rooms_of_kind("public")
+        }
+        for server, room in joined.items():
+            if server not in peers:
+                await self._leave_quietly(room, "public")
+        now = time.time()
+        for server in sorted(peers - set(kept)):
+            key = f"peer_public_try:{server}"
+            if now < float(self.store.setting(key) or 0) + _PEER_RETRY_S:
+                continue
+            self.store.set_setting(key, str(now))
+            alias = f"#{PUBLIC_ROOM_ALIAS}:{server}"
+            try:
+                room = await asyncio.wait_for(self._client().join(alias), timeout_s)
+            except (HomeserverError, TimeoutError):
+                continue
+            await self._remember_room(room, "public")
+            kept[server] = room
+            await self._publish_in(room, "public", self.profile(Label.PUBLIC), Label.PUBLIC)
+        if kept != joined:
+            self.store.set_setting(_PEER_PUBLIC_ROOMS, json.dumps(kept, sort_keys=True))
+
+    def _peer_public_rooms(self) -> dict[str, RoomID]:
+        """paired machine's server name -> its public room I joined."""
+        try:
+            found = json.loads(self.store.setting(_PEER_PUBLIC_ROOMS) or "{}")
+        except ValueError:
+            return {}
+        return {str(k): RoomID(str(v)) for k, v in found.items()} if isinstance(found, dict) else {}
+
+    async def _leave_quietly(self, room: RoomID, kind: str) -> None:
+        with contextlib.suppress(HomeserverError, TimeoutError):
+            await asyncio.wait_for(self._client().leave(room), _PEER_JOIN_QUICK_S)
+        self._forget_room(room, kind)
 
     async def _remember_room(self, room: RoomID, kind: str, *, sealed: bool = False) -> None:
         members = await self._client().joined_members(room)

@@ -14,9 +14,15 @@ from pathlib import Path
 
 from claudematrix import homeserver
 from claudematrix.config import Config
-from claudematrix.errors import ConfigError, MachineNotPaired, PairingRefused
+from claudematrix.errors import ConfigError, ConsentRequired, MachineNotPaired, PairingRefused
 from claudematrix.federation.card import MachineCard, machine_label, parse_card
-from claudematrix.federation.peers import PairedMachine, add_peer, load_peers, remove_peer
+from claudematrix.federation.peers import (
+    PairedMachine,
+    add_peer,
+    load_peers,
+    remove_peer,
+    set_peer_trusted,
+)
 from claudematrix.ids import UserID, server_name
 from claudematrix.local.places import paired_file
 from claudematrix.service.accounts import admin_credentials
@@ -30,11 +36,14 @@ __all__ = [
     "unpair",
     "paired_machines",
     "paired_machine_names",
+    "trusted_machine_servers",
+    "trust_machine",
     "require_reachable",
 ]
 
-# (state dir) -> ((mtime_ns, size) of machines.json, server name -> machine name)
-_NAMES: dict[Path, tuple[tuple[int, int], dict[str, str]]] = {}
+# (state dir) -> ((mtime_ns, size, inode) of machines.json, (server name -> machine name,
+# server names of the machines trusted as a whole))
+_VIEWS: dict[Path, tuple[tuple[int, int, int], tuple[dict[str, str], frozenset[str]]]] = {}
 
 _NOT_READY = (
     "this machine is not set up to federate: set CLAUDEMATRIX_FEDERATION=ADDRESS:PORT (the "
@@ -137,20 +146,48 @@ def require_reachable(config: Config, user: UserID) -> None:
 
 
 def paired_machine_names(config: Config) -> dict[str, str]:
-    """server name -> machine name of the paired machines; read again only when the file
-    changes (headers ask for every message they show)."""
+    """server name -> machine name of the paired machines (headers ask for every message
+    they show: read again only when the file changes)."""
+    return _paired_view(config)[0]
+
+
+def trusted_machine_servers(config: Config) -> frozenset[str]:
+    """The server names of the paired machines the person trusts as a whole."""
+    return _paired_view(config)[1]
+
+
+def _paired_view(config: Config) -> tuple[dict[str, str], frozenset[str]]:
     path = Path(paired_file(str(config.home)))
     try:
         info = os.stat(path)
     except OSError:
-        return {}
-    key = (info.st_mtime_ns, info.st_size)
-    cached = _NAMES.get(config.home)
+        return {}, frozenset()
+    key = (info.st_mtime_ns, info.st_size, info.st_ino)
+    cached = _VIEWS.get(config.home)
     if cached is not None and cached[0] == key:
         return cached[1]
-    names = {p.server_name: p.name for p in load_peers(config.home)}
-    _NAMES[config.home] = (key, names)
-    return names
+    peers = load_peers(config.home)
+    view = (
+        {p.server_name: p.name for p in peers},
+        frozenset(p.server_name for p in peers if p.trusted),
+    )
+    _VIEWS[config.home] = (key, view)
+    return view
+
+
+def trust_machine(config: Config, which: str, *, trusted: bool, confirmed: bool) -> PairedMachine:
+    """Every session of a paired machine becomes (or stops being) a trusted remote contact of
+    every session here. Trusting is the person's act; taking trust back never needs asking."""
+    if trusted and not confirmed:
+        raise ConsentRequired(
+            f"trusting the machine {which} needs the person's confirmation: ask them to run "
+            f"`claudematrix machine trust {which}` in their terminal"
+        )
+    changed = set_peer_trusted(config.home, which, trusted)
+    if changed is None:
+        known = ", ".join(p.name for p in load_peers(config.home)) or "none"
+        raise ConfigError(f"no paired machine is called {which!r} (paired: {known})")
+    return changed
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,6 @@ from claudematrix.errors import (
 from claudematrix.identity import OWNER, Identity
 from claudematrix.ids import EventID, RoomAlias, RoomID, UserID, parse_user_id
 from claudematrix.local import layout
-from claudematrix.local.places import machine_of
 from claudematrix.local.untrusted import SUBJECT_MAX, unsafe_characters
 from claudematrix.locks import FileLock
 from claudematrix.matrix import MatrixClient, SessionCredentials, build_content
@@ -57,7 +56,7 @@ from claudematrix.service.accounts import (
 from claudematrix.service.directory import Directory
 from claudematrix.service.homeserver_once import ensure_homeserver
 from claudematrix.service.machine import is_local, is_local_device, machine_user
-from claudematrix.service.pairing import paired_machine_names, require_reachable
+from claudematrix.service.pairing import require_reachable
 from claudematrix.service.people import Accepted, People
 from claudematrix.service.recipients import existing_user, parse_target
 from claudematrix.service.task_clock import every_period
@@ -523,6 +522,7 @@ class Service:
                     if directory.task_changed() or task_news:
                         task_news = False
                         await self.publish_if_changed()
+                    await directory.join_peer_public_rooms()
                     rooms = frozenset(room for room, _kind in directory.presence_rooms())
                     now = (online(), rooms)
                     if now != said:
@@ -582,8 +582,7 @@ class Service:
         other = message.sender if message.direction is Direction.IN else message.recipient
         if not other:
             return Where(Audience.ANYONE)
-        audience = self.audience_of(other)
-        return Where(audience, machine_of(audience.value, other, paired_machine_names(self.config)))
+        return self.directory.where_of(other)
 
     async def send(
         self,

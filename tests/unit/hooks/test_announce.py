@@ -65,6 +65,23 @@ def test_a_sender_on_a_paired_machine_is_named_with_it(world: World, isolated_ho
     assert 'from "Eve" <@eve:example.org> (remote)' in text
 
 
+def test_a_sender_on_a_machine_trusted_as_a_whole_is_trusted_remote(
+    world: World, isolated_home: Path
+) -> None:
+    paired = {
+        "machines": [
+            {"name": "beta", "server_name": "127.0.0.2:8448", "trusted": True},
+            {"name": "gamma", "server_name": "127.0.0.3:8448"},
+        ]
+    }
+    (isolated_home / "machines.json").write_text(json.dumps(paired))
+    world.mail("from beta", sender=UserID("@cc-bob:127.0.0.2:8448"), name="Bob")
+    world.mail("from gamma", sender=UserID("@cc-eve:127.0.0.3:8448"), name="Eve")
+    text = run_hook("post-tool-use").context
+    assert 'from "Bob" <@cc-bob:127.0.0.2:8448> (trusted remote (beta))' in text
+    assert 'from "Eve" <@cc-eve:127.0.0.3:8448> (remote (gamma))' in text
+
+
 def test_racing_hooks_announce_each_message_once(world: World) -> None:
     world.mail("race", count=3)
     with ThreadPoolExecutor(8) as pool:
