@@ -19,7 +19,13 @@ from claudematrix.local import layout
 from claudematrix.paths import read_json, state_dir, write_json_private
 from claudematrix.session_env import SessionEnv
 
-__all__ = ["Config", "load_config", "DEFAULT_PORT", "DEFAULT_SERVER_NAME"]
+__all__ = [
+    "Config",
+    "load_config",
+    "update_stored_config",
+    "DEFAULT_PORT",
+    "DEFAULT_SERVER_NAME",
+]
 
 DEFAULT_PORT = 18008
 DEFAULT_SERVER_NAME = "localhost"
@@ -103,6 +109,13 @@ def _first_init(home: Path, environ: Any) -> dict[str, Any]:
         stored["server_name"] = chosen or DEFAULT_SERVER_NAME
         write_json_private(_config_path(home), stored)
     return stored
+
+
+def update_stored_config(changes: dict[str, Any]) -> None:
+    """Change settings in <state dir>/config.json (the person's own commands do this)."""
+    home = state_dir()
+    stored = _first_init(home, os.environ)
+    write_json_private(_config_path(home), {**stored, **changes})
 
 
 def load_config(session: SessionEnv | None = None) -> Config:

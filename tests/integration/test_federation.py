@@ -14,9 +14,10 @@ import os
 import signal
 import sqlite3
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -28,7 +29,9 @@ from .harness import Machine, Raw, Who, _base_env, new_tag, one_line_refusal, pr
 
 pytestmark = pytest.mark.integration
 
-MakeMachine = Callable[[str, str], Machine]
+
+class MakeMachine(Protocol):
+    def __call__(self, name: str, address: str, *, federate: bool = True) -> Machine: ...
 
 
 @pytest.fixture
@@ -36,7 +39,8 @@ def make_machine(tmp_path: Path) -> Iterator[MakeMachine]:
     """Machines with their own homeserver, federating from `address`; all stopped after."""
     made: list[Machine] = []
 
-    def make(name: str, address: str) -> Machine:
+    def make(name: str, address: str, *, federate: bool = True) -> Machine:
+        """`federate` False: a loopback-only machine, as installs were before federation."""
         home = tmp_path / name / "cmhome"
         port = free_port()
         env = _base_env()
@@ -44,11 +48,12 @@ def make_machine(tmp_path: Path) -> Iterator[MakeMachine]:
             {
                 "CLAUDEMATRIX_HOME": str(home),
                 "CLAUDEMATRIX_PORT": str(port),
-                "CLAUDEMATRIX_FEDERATION": f"{address}:{free_port()}",
                 "CLAUDEMATRIX_SYNAPSE_VENV": str(synapse_venv()),
                 "CLAUDEMATRIX_MACHINE_NAME": name,
             }
         )
+        if federate:
+            env["CLAUDEMATRIX_FEDERATION"] = f"{address}:{free_port()}"
         machine = Machine(name, home, env, f"http://127.0.0.1:{port}")
         made.append(machine)
         machine.run("up")
@@ -412,3 +417,47 @@ def test_a_machine_trusted_as_a_whole_makes_its_sessions_trusted_remote(
 
     assert "no longer trusted" in a.run("machine", "untrust", "beta").stdout
     assert send_trusted(3).returncode == 7
+
+
+def test_a_loopback_install_becomes_federation_ready_keeping_every_history(
+    make_machine: MakeMachine, tmp_path: Path
+) -> None:
+    a = make_machine("alpha", "127.0.0.1", federate=False)
+    alice = Who(a, "alice", project_dir(tmp_path, "pa")).start()
+    bob = Who(a, "bob", project_dir(tmp_path, "pb")).start()
+    assert alice.user_id.endswith(":localhost")
+    tag = new_tag()
+    bob.run("send", alice.user_id, "from before", "--subject", f"{tag} old")
+    wait_until(lambda: _got(alice, f"{tag} old"), 30, "the old mail")
+    # Sent just before the move, and not fetched by bob: it must not stay behind.
+    alice.run("send", bob.user_id, "unfetched", "--subject", f"{tag} unfetched")
+    assert "machine federate" in one_line_refusal(a.run("machine", "card", ok=False))
+
+    address = f"127.0.0.1:{free_port()}"
+    inside = a.run("machine", "federate", address, "--yes", env={"CLAUDECODE": "1"}, ok=False)
+    assert "terminal" in one_line_refusal(inside)
+    said = a.run("machine", "federate", address, "--yes").stdout
+    old_alice, old_bob = alice.user_id, bob.user_id
+    alice.start(), bob.start()
+    assert alice.user_id == old_alice.replace(":localhost", f":{address}")
+    assert f"{old_bob} is now {bob.user_id}" in said
+    kept = next(a.home.glob("before-federation-*"))
+    assert (kept / "homeserver" / "homeserver.db").exists()
+
+    # History is kept and follows the new IDs: the old mail is bob's, on this machine.
+    (old,) = _got(alice, f"{tag} old")
+    assert (old["from"], old["where"]) == (bob.user_id, "same machine")
+    assert _got(bob, f"{tag} unfetched")
+    bob.run("send", "cc-alice", "after the move", "--subject", f"{tag} new")
+    wait_until(lambda: _got(alice, f"{tag} new"), 30, "mail under the new IDs")
+    assert not _got(alice, f"{tag} new")[0].get("unverified_device")
+
+    # And the machine pairs like any other.
+    b = make_machine("beta", "127.0.0.2")
+    _pair(a, b)
+    carol = Who(b, "carol", project_dir(tmp_path, "pc")).start()
+    alice.run("trust", carol.user_id, "--yes")
+    carol.run("trust", alice.user_id, "--yes")
+    alice.run("send", carol.user_id, "across", "--subject", f"{tag} across", "--label", "trusted")
+    wait_until(lambda: _got(carol, f"{tag} across"), 60, "mail to the paired machine")
+    assert _got(carol, f"{tag} across")[0]["where"] == "trusted remote (alpha)"

@@ -1,5 +1,5 @@
-"""`claudematrix machine card|add|list|remove|trust|untrust`: pairing this machine with
-others, and trusting one as a whole.
+"""`claudematrix machine federate|card|add|list|remove|trust|untrust`: making this machine
+ready to pair, pairing it with others, and trusting one as a whole.
 
 Adding or trusting a machine widens who can reach this one, so, like trust, it is the
 person's act: refused inside Claude Code, confirmed at their own terminal (or --yes there).
@@ -7,6 +7,7 @@ person's act: refused inside Claude Code, confirmed at their own terminal (or --
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import click
@@ -14,10 +15,12 @@ import click
 from claudematrix.cli._app import cli, emit_json, json_option
 from claudematrix.cli._consent import person_confirms
 from claudematrix.config import load_config
+from claudematrix.federation.address import parse_federation_address
 from claudematrix.federation.card import parse_card
 from claudematrix.render import format_time
 from claudematrix.service import (
     both_ways,
+    federate,
     own_card,
     pair,
     paired_machines,
@@ -30,6 +33,45 @@ from claudematrix.service import (
 @cli.group(name="machine", help="Pair this machine with others, over Matrix federation.")
 def machine_group() -> None:
     pass
+
+
+@machine_group.command(
+    name="federate", help="Make this machine ready to pair, keeping every session's history."
+)
+@click.argument("address", metavar="ADDRESS:PORT")
+@click.option(
+    "--server-name",
+    help="The name other machines reach this one by (default: ADDRESS:PORT).",
+)
+@click.option(
+    "--yes", "-y", is_flag=True, help="Confirm without a prompt (not inside Claude Code)."
+)
+def federate_(address: str, server_name: str | None, yes: bool) -> None:
+    where = parse_federation_address(address, "the federation address")
+    config = load_config()
+    name = server_name or str(where)
+    question = (
+        f"Listen for paired machines on {where} and rename this machine's homeserver from "
+        f"{config.server_name} to {name}? Every session gets a new Matrix ID on {name} "
+        "(same username); local history is kept, conversations start again"
+    )
+    if not person_confirms(question, yes):
+        click.echo("nothing changed: nobody confirmed (answer at a terminal, or --yes)")
+        return
+    done = asyncio.run(federate(config, where, server_name, stderr_progress))
+    click.echo(f"this machine federates as {done.server_name}, listening on {done.address}")
+    for old, new in done.moved:
+        click.echo(f"  {old} is now {new}")
+    if done.kept_at is not None:
+        click.echo(
+            f"local history kept; the {done.old_server_name} homeserver's data and old logins "
+            f"are in {done.kept_at}"
+        )
+        click.echo(
+            "people and machines that knew the old IDs need the new ones; running Claude Code "
+            "sessions carry on under their new IDs"
+        )
+    click.echo("next: `claudematrix machine card` here, and `machine add <card>` on the other")
 
 
 @machine_group.command(name="card", help="Print this machine's card, for the other to add.")

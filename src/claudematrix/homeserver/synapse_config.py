@@ -173,9 +173,9 @@ def own_server_name(config: Config) -> FederationAddress:
     if server is None or server.unspecified or server.host == "localhost":
         raise ConfigError(
             f"this machine's homeserver is named {config.server_name!r} (fixed at its first "
-            "start), which no other machine can reach, so it cannot federate: unset "
-            "CLAUDEMATRIX_FEDERATION, or set it before the first start of a new state dir "
-            "(CLAUDEMATRIX_HOME); see docs/federation.md"
+            "start), which no other machine can reach, so it cannot federate: run "
+            "`claudematrix machine federate ADDRESS:PORT` (keeps every session's history; "
+            "see docs/federation.md), or unset CLAUDEMATRIX_FEDERATION"
         )
     return server
 

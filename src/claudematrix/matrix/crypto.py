@@ -153,7 +153,13 @@ class Crypto:
         one who left cannot read on)."""
         olm = self._olm
         members = set(people)
-        unknown = members - olm.tracked_users
+        # Someone known with no device yet may have one now (its keys came after we looked,
+        # and no room told us): asked again rather than sent a key nobody can read.
+        unknown = {
+            m
+            for m in members
+            if m not in olm.tracked_users or not list(olm.device_store.active_user_devices(m))
+        }
         if unknown:
             olm.add_changed_users(unknown)
         if olm.should_query_keys:
@@ -252,11 +258,18 @@ class Crypto:
         except (aiohttp.ClientError, asyncio.TimeoutError, nio.LocalProtocolError):
             log.debug("device upkeep failed; retried after the next sync", exc_info=True)
 
-    async def know_devices(self, users: set[str]) -> None:
-        """Learn the devices of senders we do not follow yet, so that what they encrypted is
-        tied to the device that did (else it shows as from an unknown, unverified one)."""
+    async def know_devices(self, sender_keys: dict[str, set[str]]) -> None:
+        """Learn the devices of senders we do not follow yet, or whose message names a device
+        key we do not know (a device that uploaded its keys after we last looked), so that
+        what they encrypted is tied to the device that did (else it shows as from an
+        unknown, unverified one). `sender_keys`: sender -> the device keys their events name."""
         olm = self._olm
-        unknown = users - olm.tracked_users
+        unknown = {
+            user
+            for user, keys in sender_keys.items()
+            if user not in olm.tracked_users
+            or keys - {d.curve25519 for d in olm.device_store.active_user_devices(user)}
+        }
         if unknown:
             olm.add_changed_users(unknown)
         if olm.should_query_keys:

@@ -169,8 +169,16 @@ async def sync_once(
     unreadable: dict[EventID, dict[str, Any]] = {}
     senders = {UserID(str(e.get("sender", ""))) for _r, _k, tl in with_mail for e in tl}
     if crypto is not None:
-        sealed = {str(e.get("sender")) for _, _, tl in with_mail for e in tl if _encrypted(e)}
-        await crypto.know_devices(sealed - {me})
+        sealed: dict[str, set[str]] = {}
+        for _, _, tl in with_mail:
+            for event in tl:
+                if _encrypted(event) and event.get("sender") != me:
+                    keys = sealed.setdefault(str(event.get("sender")), set())
+                    content = event.get("content")
+                    key = content.get("sender_key") if isinstance(content, dict) else None
+                    if isinstance(key, str) and key:
+                        keys.add(key)
+        await crypto.know_devices(sealed)
     stored_published, stored_names = store.display_names(senders - blocked)
     for room_id, record, timeline in with_mail:
         for event in timeline:

@@ -1,5 +1,6 @@
 """Wires store + Matrix client + sync for one identity; the CLI and MCP server call only this."""
 
+from claudematrix.service.federation_setup import Federated, federate
 from claudematrix.service.pairing import (
     PeerState,
     both_ways,
@@ -20,6 +21,8 @@ __all__ = [
     "stderr_progress",
     "Compare",
     "verify_device",
+    "Federated",
+    "federate",
     "PeerState",
     "peer_states",
     "both_ways",

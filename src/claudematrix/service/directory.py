@@ -40,7 +40,7 @@ from claudematrix.store import Membership, Person, RoomRecord, Store, SyncBatch
 from claudematrix.types import Audience, Contact, Label, Where
 from claudematrix.workspace import Workspace
 
-__all__ = ["Directory", "Timing", "ROOM_AUDIENCE"]
+__all__ = ["Directory", "Timing", "ROOM_AUDIENCE", "remember_room"]
 
 # The audience a room of each kind reaches: what may be published there.
 ROOM_AUDIENCE: dict[str, Audience] = {
@@ -72,6 +72,22 @@ class Timing:
         heartbeat = float(env.get("CLAUDEMATRIX_HEARTBEAT_S") or "120")
         days = float(env.get("CLAUDEMATRIX_HIDE_AFTER_DAYS") or "7")
         return cls(heartbeat, int(heartbeat * 2500), days * 86400)
+
+
+async def remember_room(
+    store: Store, client: MatrixClient, room: RoomID, kind: str, *, sealed: bool = False
+) -> None:
+    """Record a room just joined, with its members as the homeserver says now."""
+    members = await client.joined_members(room)
+    store.commit_sync(
+        SyncBatch(
+            next_batch=None,
+            rooms=[RoomRecord(room, kind, sealed=sealed)],
+            memberships=[Membership(room, u, n, True) for u, n in members.items()],
+            # Being a member says nothing about when they were last active.
+            people=[Person(u, n, None) for u, n in members.items()],
+        )
+    )
 
 
 class Directory:
@@ -268,16 +284,7 @@ class Directory:
         self._forget_room(room, kind)
 
     async def _remember_room(self, room: RoomID, kind: str, *, sealed: bool = False) -> None:
-        members = await self._client().joined_members(room)
-        self.store.commit_sync(
-            SyncBatch(
-                next_batch=None,
-                rooms=[RoomRecord(room, kind, sealed=sealed)],
-                memberships=[Membership(room, u, n, True) for u, n in members.items()],
-                # Being a member says nothing about when they were last active.
-                people=[Person(u, n, None) for u, n in members.items()],
-            )
-        )
+        await remember_room(self.store, self._client(), room, kind, sealed=sealed)
 
     async def refresh_memberships(self) -> None:
         """Re-read members of the lobby and project room: the authority on nearness."""

@@ -46,9 +46,9 @@ __all__ = [
 _VIEWS: dict[Path, tuple[tuple[int, int, int], tuple[dict[str, str], frozenset[str]]]] = {}
 
 _NOT_READY = (
-    "this machine is not set up to federate: set CLAUDEMATRIX_FEDERATION=ADDRESS:PORT (the "
-    "address other machines reach it at) before the first start of its state dir (a new "
-    "CLAUDEMATRIX_HOME for a machine already in use); see docs/federation.md"
+    "this machine is not set up to federate: run `claudematrix machine federate ADDRESS:PORT` "
+    "with the address other machines reach it at (every session's history is kept); see "
+    "docs/federation.md"
 )
 
 

@@ -442,6 +442,19 @@ class Store(DirectoryTables):
             conn.execute("DELETE FROM meta WHERE key IN ('next_batch', 'user_id')")
             conn.execute("DELETE FROM meta WHERE key LIKE 'setting:published%'")
 
+    def rename_users(self, renamed: dict[UserID, UserID]) -> None:
+        """Accounts that moved to new Matrix IDs (a homeserver renamed): their mail, trust,
+        blocks and acceptance follow them; the devices pinned for the old IDs go."""
+        with self._transaction() as conn:
+            for old, new in renamed.items():
+                conn.execute("UPDATE messages SET sender = ? WHERE sender = ?", (new, old))
+                conn.execute("UPDATE messages SET recipient = ? WHERE recipient = ?", (new, old))
+                for table in ("people", "trust", "blocks", "accepted"):
+                    conn.execute(
+                        f"UPDATE OR REPLACE {table} SET user_id = ? WHERE user_id = ?", (new, old)
+                    )
+                conn.execute("DELETE FROM devices WHERE user_id = ?", (old,))
+
     def lobby_room(self) -> RoomID | None:
         rooms = self.rooms_of_kind("lobby")
         return rooms[0] if rooms else None

@@ -257,3 +257,28 @@ def test_kept_undecryptable_events_are_bounded_newest_first(
     assert [e for e, _r, _raw in store.undecrypted()] == ["$event2", "$event3", "$event4"]
     # The placeholders of those dropped stay in the inbox.
     assert len(store.inbox(include_read=True)) == 5
+
+
+def test_renamed_accounts_keep_their_mail_trust_and_blocks(store: Store) -> None:
+    from claudematrix.store import Person
+
+    moved = UserID("@cc-peer:100.64.0.7:8448")
+    other = UserID("@eve:example.org")
+    store.commit_sync(
+        SyncBatch(
+            next_batch="t1",
+            messages=[msg(1), msg(2, direction=Direction.OUT)],
+            people=[Person(PEER, "Peer", 5)],
+        )
+    )
+    store.set_trusted(PEER, True)
+    store.set_blocked(other, True)
+    store.rename_users({PEER: moved})
+    inbox = store.inbox(include_read=True)
+    assert [(m.sender, m.recipient) for m in inbox if m.subject == "subject 1"] == [
+        (moved, UserID("@cc-me:localhost"))
+    ]
+    assert store.message("$event2").recipient == moved
+    assert store.trusted() == {moved} and store.blocked() == {other}
+    assert set(store.people()) == {moved}
+    assert [m.subject for m in store.search("body")] != []  # the search index still holds
