@@ -461,3 +461,50 @@ def test_a_loopback_install_becomes_federation_ready_keeping_every_history(
     alice.run("send", carol.user_id, "across", "--subject", f"{tag} across", "--label", "trusted")
     wait_until(lambda: _got(carol, f"{tag} across"), 60, "mail to the paired machine")
     assert _got(carol, f"{tag} across")[0]["where"] == "trusted remote (alpha)"
+
+
+def test_machines_that_trust_each_other_see_each_others_trusted_sessions(
+    make_machine: MakeMachine, tmp_path: Path
+) -> None:
+    """With alpha and beta each trusting the other as a whole, their sessions in trusted mode
+    show in each other's contacts; a third machine paired with alpha cannot get into the room
+    that carries them (an attacker with its own token, over plain HTTP); untrusting ends it."""
+    a, b = make_machine("alpha", "127.0.0.1"), make_machine("beta", "127.0.0.2")
+    c = make_machine("gamma", "127.0.0.3")
+    _pair(a, b)
+    _pair(a, c)
+    a.run("machine", "trust", "beta", "--yes")
+    b.run("machine", "trust", "alpha", "--yes")
+    mine = Who(a, "mine", project_dir(tmp_path, "pmine")).start()
+    mine.run("mode", "trusted", "--yes")
+    theirs = Who(b, "theirs", project_dir(tmp_path, "ptheirs")).start()
+    theirs.run("mode", "trusted", "--yes")
+    quiet = Who(b, "quiet", project_dir(tmp_path, "pquiet")).start()  # private
+
+    def listed(who: Who, other: Who) -> dict[str, object]:
+        return who.contacts().get(other.user_id) or {}
+
+    wait_until(lambda: listed(mine, theirs).get("project") == "ptheirs", 90, "beta's session")
+    seen = listed(mine, theirs)
+    assert (seen["where"], seen["mode"]) == ("trusted remote (beta)", "trusted")
+    wait_until(lambda: listed(theirs, mine).get("project") == "pmine", 90, "and alpha's")
+    assert quiet.user_id not in mine.contacts()
+
+    # Gamma is paired with alpha, not trusted: alpha's room for beta refuses its sessions.
+    eve = Who(c, "eve", project_dir(tmp_path, "peve")).start()
+    alias = f"#{_trusted_room_localpart(b)}:{a.env['CLAUDEMATRIX_FEDERATION']}"
+    status, _ = eve.raw().attempt("POST", f"/_matrix/client/v3/join/{Raw.q(alias)}", {})
+    assert status == 403, status  # refused by the room's server ACL
+    assert "pmine" not in json.dumps([eve.raw().state(r) for r in eve.raw().joined_rooms()])
+
+    # Beta stops trusting alpha: its session withdraws and leaves, and is gone from mine.
+    b.run("machine", "untrust", "alpha")
+    theirs.run("status")  # its next run follows the change
+    wait_until(lambda: listed(mine, theirs).get("mode") != "trusted", 60, "beta's withdrawal")
+
+
+def _trusted_room_localpart(trusted: Machine) -> str:
+    import hashlib
+
+    server = trusted.env["CLAUDEMATRIX_FEDERATION"]
+    return f"cm-trusted-{hashlib.sha256(server.encode()).hexdigest()[:12]}"

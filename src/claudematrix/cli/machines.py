@@ -12,6 +12,7 @@ import dataclasses
 
 import click
 
+from claudematrix import daemon
 from claudematrix.cli._app import cli, emit_json, json_option
 from claudematrix.cli._consent import person_confirms
 from claudematrix.config import load_config
@@ -58,7 +59,9 @@ def federate_(address: str, server_name: str | None, yes: bool) -> None:
     if not person_confirms(question, yes):
         click.echo("nothing changed: nobody confirmed (answer at a terminal, or --yes)")
         return
-    done = asyncio.run(federate(config, where, server_name, stderr_progress))
+    done = asyncio.run(
+        federate(config, where, server_name, stderr_progress, stop_daemon=daemon.stop)
+    )
     click.echo(f"this machine federates as {done.server_name}, listening on {done.address}")
     for old, new in done.moved:
         click.echo(f"  {old} is now {new}")

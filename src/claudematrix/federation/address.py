@@ -36,10 +36,15 @@ class FederationAddress:
         """0.0.0.0 or ::, every interface: a place to bind, never a name to reach."""
         return self.ip is not None and self.ip.is_unspecified
 
-    def __str__(self) -> str:
+    @property
+    def named_host(self) -> str:
+        """The host as a Matrix server name writes it (IPv6 in brackets): what server ACLs
+        match, which ignore the port."""
         ip = self.ip
-        host = f"[{self.host}]" if ip is not None and ip.version == 6 else self.host
-        return f"{host}:{self.port}"
+        return f"[{self.host}]" if ip is not None and ip.version == 6 else self.host
+
+    def __str__(self) -> str:
+        return f"{self.named_host}:{self.port}"
 
 
 def parse_federation_address(text: str, what: str = "CLAUDEMATRIX_FEDERATION") -> FederationAddress:

@@ -317,8 +317,11 @@ class MatrixClient:
         invite: tuple[UserID, ...] = (),
         direct: bool = False,
         encrypted: bool = False,
+        only_servers: tuple[str, ...] = (),
     ) -> RoomID:
-        """Create a room; a taken alias is routed around (the room is made without it)."""
+        """Create a room; a taken alias is routed around (the room is made without it).
+        `only_servers`: the homeservers (by host) allowed to take part at all (a server ACL,
+        which every homeserver in the room enforces, joins included)."""
         what = f"creating room #{alias_localpart}" if alias_localpart else "creating a room"
         request = {
             "visibility": nio.RoomVisibility.private,  # never listed in the room directory
@@ -338,6 +341,11 @@ class MatrixClient:
         if encrypted:
             request["initial_state"].append(
                 {"type": ENCRYPTION_STATE, "state_key": "", "content": {"algorithm": MEGOLM}}
+            )
+        if only_servers:
+            acl = {"allow": list(only_servers), "deny": [], "allow_ip_literals": True}
+            request["initial_state"].append(
+                {"type": "m.room.server_acl", "state_key": "", "content": acl}
             )
         try:
             resp = await self._call(what, self._nio.room_create(alias=alias_localpart, **request))

@@ -25,6 +25,7 @@ __all__ = [
     "create_dm",
     "create_invite_only_room",
     "create_public_room",
+    "create_machine_pair_room",
     "harden",
     "HISTORY_FROM_INVITE",
 ]
@@ -105,6 +106,23 @@ async def create_public_room(
         alias_localpart=alias_localpart,
         name=name,
         topic=topic,
+    )
+
+
+async def create_machine_pair_room(
+    client: MatrixClient, alias_localpart: str, name: str, topic: str, servers: tuple[str, ...]
+) -> RoomID:
+    """A room open to every account of exactly two homeservers (this one and a paired
+    machine's) and to nobody else: a server ACL (`servers`: the patterns it allows), enforced
+    by both homeservers on every join and event, admits nobody from a third one."""
+    return await client.create_room(
+        public=True,
+        power_levels=power_levels(MEMBER_STATE),
+        history_visibility=HISTORY_FROM_INVITE,
+        alias_localpart=alias_localpart,
+        name=name,
+        topic=topic,
+        only_servers=servers,
     )
 
 

@@ -35,6 +35,10 @@ from claudematrix.types import Message
 
 __all__ = ["Invite", "SyncOutcome", "WelcomeCheck", "sync_once", "BACKFILL_PAGES"]
 
+# Rooms that carry profiles and presence, never mail: what is posted there is not read as
+# mail (the public room, and the rooms shared with a machine trusted as a whole).
+_DIRECTORY_ONLY = ("public", "trusted-machine")
+
 # A bound on history fetched for one gap: 50 pages of 100 events.
 BACKFILL_PAGES = 50
 
@@ -160,7 +164,7 @@ async def sync_once(
                 client.note_encrypted(room_id)
             elif event.get("type") == "m.room.member":
                 client.membership_changed(room_id)
-        if record.kind != "public":  # the public room carries profiles, not mail
+        if record.kind not in _DIRECTORY_ONLY:
             with_mail.append((room_id, record, timeline))
 
     # Messages after every room's directory events: a sender's profile may come in this

@@ -7,7 +7,6 @@ what I publish about myself goes only to rooms my mode's label reaches (policy.a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -28,12 +27,13 @@ from claudematrix.matrix.rooms import create_invite_only_room
 from claudematrix.paths import identity_dir
 from claudematrix.service.guard import Guard
 from claudematrix.service.machine import (
-    PUBLIC_ROOM_ALIAS,
     is_local,
     join_machine_rooms,
     public_room,
 )
 from claudematrix.service.pairing import paired_machine_names, trusted_machine_servers
+from claudematrix.service.peer_rooms import QUICK_S as PEER_QUICK_S
+from claudematrix.service.peer_rooms import TRUSTED_MACHINE, PeerRooms
 from claudematrix.service.presence import Presence
 from claudematrix.session_env import SessionEnv
 from claudematrix.store import Membership, Person, RoomRecord, Store, SyncBatch
@@ -47,18 +47,13 @@ ROOM_AUDIENCE: dict[str, Audience] = {
     "project": Audience.PROJECT,
     "lobby": Audience.MACHINE,
     "circle": Audience.TRUSTED,
+    TRUSTED_MACHINE: Audience.TRUSTED,
     "public": Audience.ANYONE,
 }
 # A presence change wakes every member's sync: none in the project room, whose members all
 # share the lobby with me anyway.
-_PRESENCE_KINDS = ("lobby", "circle", "public")
+_PRESENCE_KINDS = ("lobby", "circle", TRUSTED_MACHINE, "public")
 _NEAREST_FIRST = list(Audience)
-# Joining a paired machine's public room goes over federation: bounded, and not asked again
-# for a minute when it fails (a session start waits at most the quick bound).
-_PEER_PUBLIC_ROOMS = "peer_public_rooms"
-_PEER_JOIN_QUICK_S = 3.0
-_PEER_JOIN_S = 15.0
-_PEER_RETRY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -122,6 +117,7 @@ class Directory:
         self.online_now = False  # what the long-lived presence loop says right now
         self.keeps_presence: Callable[[], bool] = lambda: True  # the Service says otherwise
         self.presence = Presence(client, store, lambda: self.timing.ttl_ms, progress)
+        self.peer_rooms = PeerRooms(self, client)
 
     # --- nearness ----------------------------------------------------------------------
 
@@ -230,61 +226,16 @@ class Directory:
             await asyncio.gather(
                 *(self._remember_room(room, kind, sealed=True) for kind, room in joined)
             )
-        if mode is Label.PUBLIC:
-            peer_rooms = set(self._peer_public_rooms().values())
-            if not set(self.store.rooms_of_kind("public")) - peer_rooms:
-                await self._join_public_room()
-            await self.join_peer_public_rooms(timeout_s=_PEER_JOIN_QUICK_S)
-
-    async def join_peer_public_rooms(self, timeout_s: float = _PEER_JOIN_S) -> None:
-        """In public mode, the public rooms of the paired machines too: where the public
-        sessions of different machines meet. A machine that does not let me in yet (not
-        paired back, asleep, no public room) is asked again a minute later, by whichever
-        process of mine comes by; the rooms of machines no longer paired are left."""
-        if self.mode() is not Label.PUBLIC:
-            return
-        peers = set(paired_machine_names(self.config))
-        joined = self._peer_public_rooms()
-        kept = {
-            server: room
-            for server, room in joined.items()
-            if server in peers and room in self.store.rooms_of_kind("public")
-        }
-        for server, room in joined.items():
-            if server not in peers:
-                await self._leave_quietly(room, "public")
-        now = time.time()
-        for server in sorted(peers - set(kept)):
-            key = f"peer_public_try:{server}"
-            if now < float(self.store.setting(key) or 0) + _PEER_RETRY_S:
-                continue
-            self.store.set_setting(key, str(now))
-            alias = f"#{PUBLIC_ROOM_ALIAS}:{server}"
-            try:
-                room = await asyncio.wait_for(self._client().join(alias), timeout_s)
-            except (HomeserverError, TimeoutError):
-                continue
-            await self._remember_room(room, "public")
-            kept[server] = room
-            await self._publish_in(room, "public", self.profile(Label.PUBLIC), Label.PUBLIC)
-        if kept != joined:
-            self.store.set_setting(_PEER_PUBLIC_ROOMS, json.dumps(kept, sort_keys=True))
-
-    def _peer_public_rooms(self) -> dict[str, RoomID]:
-        """paired machine's server name -> its public room I joined."""
-        try:
-            found = json.loads(self.store.setting(_PEER_PUBLIC_ROOMS) or "{}")
-        except ValueError:
-            return {}
-        return {str(k): RoomID(str(v)) for k, v in found.items()} if isinstance(found, dict) else {}
-
-    async def _leave_quietly(self, room: RoomID, kind: str) -> None:
-        with contextlib.suppress(HomeserverError, TimeoutError):
-            await asyncio.wait_for(self._client().leave(room), _PEER_JOIN_QUICK_S)
-        self._forget_room(room, kind)
+        own_public = set(self.store.rooms_of_kind("public")) - self.peer_rooms.rooms("public")
+        if mode is Label.PUBLIC and not own_public:
+            await self._join_public_room()
+        await self.peer_rooms.follow(mode, timeout_s=PEER_QUICK_S)
 
     async def _remember_room(self, room: RoomID, kind: str, *, sealed: bool = False) -> None:
         await remember_room(self.store, self._client(), room, kind, sealed=sealed)
+
+    async def remember_joined(self, room: RoomID, kind: str) -> None:
+        await self._remember_room(room, kind)
 
     async def refresh_memberships(self) -> None:
         """Re-read members of the lobby and project room: the authority on nearness."""
@@ -379,7 +330,7 @@ class Directory:
         for kind, audience in ROOM_AUDIENCE.items():
             for room in self.store.rooms_of_kind(kind):
                 if policy.allows(mode, audience):
-                    jobs.append(self._publish_in(room, kind, profile, mode))
+                    jobs.append(self.publish_in(room, kind, profile, mode))
                 else:
                     jobs.append(self.withdraw(room))
         await asyncio.gather(*jobs)
@@ -395,7 +346,7 @@ class Directory:
         )
         return False
 
-    async def _publish_in(
+    async def publish_in(
         self, room: RoomID, kind: str, profile: dict[str, Any], mode: Label
     ) -> None:
         if not await self._reaches(room, kind, mode):
@@ -464,11 +415,11 @@ class Directory:
                 continue
             for room in self.store.rooms_of_kind(kind):
                 await self.withdraw(room)
-                if kind in ("lobby", "project", "public"):  # circle stays: it is my own
+                if kind != "circle":  # it stays: it is my own
                     await client.leave(room)
-                    self._forget_room(room, kind)
+                    self.forget_room(room, kind)
         await self.join_rooms(mode)
         await self.publish(mode)
 
-    def _forget_room(self, room: RoomID, kind: str) -> None:
+    def forget_room(self, room: RoomID, kind: str) -> None:
         self.store.save_room(RoomRecord(room, kind, joined=False))

@@ -35,6 +35,7 @@ from claudematrix.paths import ensure_dir, state_dir
 from claudematrix.service.accounts import ensure_account, load_account
 from claudematrix.service.directory import remember_room
 from claudematrix.service.machine import join_machine_rooms
+from claudematrix.service.session import Service
 from claudematrix.store import Store
 from claudematrix.types import Label
 from claudematrix.workspace import detect_workspace
@@ -87,24 +88,26 @@ async def federate(
     address: FederationAddress,
     server_name: str | None = None,
     progress: Callable[[str], None] = lambda _m: None,
+    *,
+    stop_daemon: Callable[[], bool],
 ) -> Federated:
+    """`stop_daemon`: stops this machine's daemon (True if one ran); the caller's, as the
+    daemon is built on this package."""
     new = _new_name(config, address, server_name)
     old_name = config.server_name
     home = state_dir()
-    with FileLock(home / layout.DAEMON_START_LOCK):
+    async with FileLock(home / layout.DAEMON_START_LOCK):
         if new == config.server_name:  # named for federation already: only the listener
             update_stored_config({"federation": str(address)})
             config = load_config()
             await asyncio.to_thread(homeserver.start, config, progress)
             await asyncio.to_thread(homeserver.apply_settings, config, progress)
             return Federated(config.server_name, new, str(address), [], None)
-        from claudematrix import daemon  # the daemon is built on this package: not at import
-
-        if daemon.stop():
+        if await asyncio.to_thread(stop_daemon):
             progress("claudematrix: daemon stopped (it starts again for the new accounts)")
         await asyncio.to_thread(homeserver.start, config, progress)
         await _catch_up(config, home / layout.IDENTITIES, progress)
-        homeserver.stop(config)
+        await asyncio.to_thread(homeserver.stop, config)
         kept = ensure_dir(home / f"before-federation-{time.strftime('%Y%m%d-%H%M%S')}")
         _move_homeserver_data(config, kept / "homeserver")
         identities = _move_logins(home / layout.IDENTITIES, kept / layout.IDENTITIES)
@@ -121,8 +124,6 @@ async def federate(
 async def _catch_up(config: Config, identities: Path, progress: Callable[[str], None]) -> None:
     """Every identity fetches what the homeserver still holds for it, into its store, before
     that homeserver is moved aside: no mail is left behind in it."""
-    from claudematrix.service.session import Service  # the Service is built on this package
-
     for folder in sorted(p for p in identities.iterdir() if (p / layout.ACCOUNT).exists()):
         if folder.name.startswith("_") or not (folder / layout.STORE_DB).exists():
             continue

@@ -24,13 +24,19 @@ from typing import Any
 
 from claudematrix.config import Config
 from claudematrix.errors import HomeserverError, UserInUse
+from claudematrix.federation.address import parse_federation_address
 from claudematrix.identity import MACHINE_SLUG
 from claudematrix.ids import RoomAlias, RoomID, UserID, server_name
 from claudematrix.local import layout
 from claudematrix.locks import FileLock
 from claudematrix.matrix import MatrixClient
 from claudematrix.matrix.content import MEMBER_STATE
-from claudematrix.matrix.rooms import create_invite_only_room, create_public_room, harden
+from claudematrix.matrix.rooms import (
+    create_invite_only_room,
+    create_machine_pair_room,
+    create_public_room,
+    harden,
+)
 from claudematrix.paths import identity_dir, read_json, state_dir, write_json_private
 from claudematrix.service.accounts import ensure_account, load_account, recover_account
 from claudematrix.workspace import Workspace
@@ -43,6 +49,8 @@ __all__ = [
     "is_local_device",
     "lobby_alias_localpart",
     "public_room",
+    "trusted_machine_room",
+    "trusted_room_localpart",
     "remove_strangers",
     "PUBLIC_ROOM_ALIAS",
 ]
@@ -257,4 +265,34 @@ async def public_room(config: Config, *, avoid: RoomID | None = None) -> RoomID:
                 "Sessions in public mode publish what they work on here.",
             )
         registry.rooms[PUBLIC_ROOM_ALIAS] = room
+        return RoomID(room)
+
+
+def trusted_room_localpart(trusted_server: str) -> str:
+    """The alias (on the trusting machine) of its room for the machine `trusted_server`."""
+    return f"cm-trusted-{hashlib.sha256(trusted_server.encode()).hexdigest()[:12]}"
+
+
+async def trusted_machine_room(config: Config, peer_server: str) -> RoomID:
+    """This machine's room for a paired machine the person trusts as a whole: where this
+    machine's sessions in trusted mode publish for every session of that machine. Any
+    account of the two homeservers may join it, and none of a third (a server ACL)."""
+    async with _machine(config) as (machine, registry):
+        localpart = trusted_room_localpart(peer_server)
+        room = registry.rooms.get(localpart)
+        if room is None:
+            alias = RoomAlias(f"#{localpart}:{server_name(machine.user_id)}")
+            found = await _owned_room_at(machine, alias)
+            if found is None:
+                own = parse_federation_address(server_name(machine.user_id), "the server name")
+                peer = parse_federation_address(peer_server, "a paired machine's server name")
+                found = await create_machine_pair_room(
+                    machine,
+                    localpart,
+                    f"ClaudeMatrix {config.machine_name} for {peer_server}",
+                    "Sessions of this machine in trusted mode, for a machine it trusts.",
+                    # Synapse matches remote servers by host, and itself by its full name.
+                    (own.named_host, str(own), peer.named_host, str(peer)),
+                )
+            room = registry.rooms[localpart] = found
         return RoomID(room)

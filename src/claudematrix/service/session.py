@@ -522,7 +522,7 @@ class Service:
                     if directory.task_changed() or task_news:
                         task_news = False
                         await self.publish_if_changed()
-                    await directory.join_peer_public_rooms()
+                    await directory.peer_rooms.follow()
                     rooms = frozenset(room for room, _kind in directory.presence_rooms())
                     now = (online(), rooms)
                     if now != said:

@@ -15,7 +15,9 @@ from claudematrix.service.federation_setup import federate
 def _federate(address: str, name: str | None = None) -> None:
     import asyncio
 
-    asyncio.run(federate(load_config(), parse_federation_address(address), name))
+    asyncio.run(
+        federate(load_config(), parse_federation_address(address), name, stop_daemon=lambda: False)
+    )
 
 
 def test_an_address_that_names_no_machine_needs_a_server_name(isolated_home: Path) -> None:
