@@ -497,8 +497,13 @@ def test_machines_that_trust_each_other_see_each_others_trusted_sessions(
     assert status == 403, status  # refused by the room's server ACL
     assert "pmine" not in json.dumps([eve.raw().state(r) for r in eve.raw().joined_rooms()])
 
-    # Beta stops trusting alpha: its session withdraws and leaves, and is gone from mine.
+    # Beta stops trusting alpha: its room for alpha is shut at once (alpha's sessions cannot
+    # get back in), and its session withdraws from alpha's room when it next runs.
+    theirs_room = f"#{_trusted_room_localpart(a)}:{b.env['CLAUDEMATRIX_FEDERATION']}"
+    assert mine.raw().resolve(theirs_room) is not None
     b.run("machine", "untrust", "alpha")
+    back, _ = mine.raw().attempt("POST", f"/_matrix/client/v3/join/{Raw.q(theirs_room)}", {})
+    assert back == 404, back
     theirs.run("status")  # its next run follows the change
     wait_until(lambda: listed(mine, theirs).get("mode") != "trusted", 60, "beta's withdrawal")
 

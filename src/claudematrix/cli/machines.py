@@ -28,6 +28,7 @@ from claudematrix.service import (
     stderr_progress,
     trust_machine,
     unpair,
+    untrust_machine,
 )
 
 
@@ -150,7 +151,7 @@ def trust(name: str, yes: bool) -> None:
     if not person_confirms(question, yes):
         click.echo("not trusted: nobody confirmed (answer the question at a terminal, or --yes)")
         return
-    machine = trust_machine(load_config(), name, trusted=True, confirmed=True)
+    machine = trust_machine(load_config(), name, confirmed=True)
     click.echo(
         f"trusted {machine.name} ({machine.server_name}): its sessions are trusted remote "
         "contacts of every session here"
@@ -160,7 +161,7 @@ def trust(name: str, yes: bool) -> None:
 @machine_group.command(name="untrust", help="Stop trusting a paired machine as a whole.")
 @click.argument("name")
 def untrust(name: str) -> None:
-    machine = trust_machine(load_config(), name, trusted=False, confirmed=False)
+    machine = asyncio.run(untrust_machine(load_config(), name, stderr_progress))
     click.echo(
         f"no longer trusted as a whole: {machine.name} ({machine.server_name}); sessions "
         "there you trust one by one stay trusted"

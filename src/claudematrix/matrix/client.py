@@ -464,6 +464,26 @@ class MatrixClient:
             return None
         return content if isinstance(content, dict) else None
 
+    async def delete_alias(self, alias: RoomAlias) -> None:
+        """Remove an alias (mine); one already gone is no error."""
+        path = nio.Api._build_path(
+            ["directory", "room", alias], {"access_token": self.creds.access_token}
+        )
+        with contextlib.suppress(NotFound):
+            await self._json("DELETE", path, f"removing {alias}")
+
+    async def state_events(self, room: RoomID, event_types: set[str]) -> list[dict[str, Any]]:
+        """The room's current state events of these types (whole events, with their ids)."""
+        path = nio.Api._build_path(
+            ["rooms", room, "state"], {"access_token": self.creds.access_token}
+        )
+        events = await self._json("GET", path, "reading the room's state")
+        return (
+            [e for e in events if isinstance(e, dict) and e.get("type") in event_types]
+            if isinstance(events, list)
+            else []
+        )
+
     async def creators(self, room: RoomID) -> set[UserID]:
         """Who created the room (and, in room version 12, its additional creators: they hold
         unlimited power there); empty if I cannot see the room."""

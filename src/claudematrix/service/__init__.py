@@ -10,6 +10,7 @@ from claudematrix.service.pairing import (
     peer_states,
     trust_machine,
     unpair,
+    untrust_machine,
 )
 from claudematrix.service.session import Progress, Service, WhoAmI, stderr_progress
 from claudematrix.service.verification import Compare, verify_device
@@ -30,5 +31,6 @@ __all__ = [
     "pair",
     "paired_machines",
     "trust_machine",
+    "untrust_machine",
     "unpair",
 ]

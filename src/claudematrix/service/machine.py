@@ -26,7 +26,7 @@ from claudematrix.config import Config
 from claudematrix.errors import HomeserverError, UserInUse
 from claudematrix.federation.address import parse_federation_address
 from claudematrix.identity import MACHINE_SLUG
-from claudematrix.ids import RoomAlias, RoomID, UserID, server_name
+from claudematrix.ids import EventID, RoomAlias, RoomID, UserID, server_name
 from claudematrix.local import layout
 from claudematrix.locks import FileLock
 from claudematrix.matrix import MatrixClient
@@ -50,6 +50,7 @@ __all__ = [
     "lobby_alias_localpart",
     "public_room",
     "trusted_machine_room",
+    "close_trusted_machine_room",
     "trusted_room_localpart",
     "remove_strangers",
     "PUBLIC_ROOM_ALIAS",
@@ -296,3 +297,30 @@ async def trusted_machine_room(config: Config, peer_server: str) -> RoomID:
                 )
             room = registry.rooms[localpart] = found
         return RoomID(room)
+
+
+async def close_trusted_machine_room(config: Config, peer_server: str) -> bool:
+    """The person no longer trusts that machine as a whole: every profile and presence of
+    this machine's sessions in its room is taken back (redacted while the other machine is
+    still in the room, so the redactions reach it), its members are removed, and the room's
+    server ACL shuts it out. False if there was no such room."""
+    async with _machine(config) as (machine, registry):
+        room = registry.rooms.pop(trusted_room_localpart(peer_server), None)
+        if room is None:
+            return False
+        found = RoomID(room)
+        own = server_name(machine.user_id)
+        for event in await machine.state_events(found, set(MEMBER_STATE)):
+            if event.get("content") and str(event.get("state_key", "")).endswith(":" + own):
+                await machine.redact(found, EventID(str(event["event_id"])), "trust ended")
+        for user in await machine.members(found):
+            if server_name(user) != own:
+                with contextlib.suppress(HomeserverError):
+                    await machine.kick(found, user)
+        # A new room, should that machine be trusted again: this one stays shut.
+        localpart = trusted_room_localpart(peer_server)
+        await machine.delete_alias(RoomAlias(f"#{localpart}:{own}"))
+        host = parse_federation_address(own, "the server name")
+        acl = {"allow": [host.named_host, own], "deny": [], "allow_ip_literals": True}
+        await machine.put_state(found, "m.room.server_acl", acl)
+        return True

@@ -26,6 +26,7 @@ from claudematrix.federation.peers import (
 from claudematrix.ids import UserID, server_name
 from claudematrix.local.places import paired_file
 from claudematrix.service.accounts import admin_credentials
+from claudematrix.service.machine import close_trusted_machine_room
 
 __all__ = [
     "PeerState",
@@ -38,6 +39,7 @@ __all__ = [
     "paired_machine_names",
     "trusted_machine_servers",
     "trust_machine",
+    "untrust_machine",
     "require_reachable",
 ]
 
@@ -175,14 +177,30 @@ def _paired_view(config: Config) -> tuple[dict[str, str], frozenset[str]]:
     return view
 
 
-def trust_machine(config: Config, which: str, *, trusted: bool, confirmed: bool) -> PairedMachine:
-    """Every session of a paired machine becomes (or stops being) a trusted remote contact of
-    every session here. Trusting is the person's act; taking trust back never needs asking."""
-    if trusted and not confirmed:
+def trust_machine(config: Config, which: str, *, confirmed: bool) -> PairedMachine:
+    """Every session of a paired machine becomes a trusted remote contact of every session
+    here. The person's act: refused without their confirmation."""
+    if not confirmed:
         raise ConsentRequired(
             f"trusting the machine {which} needs the person's confirmation: ask them to run "
             f"`claudematrix machine trust {which}` in their terminal"
         )
+    return _set_trusted(config, which, True)
+
+
+async def untrust_machine(
+    config: Config, which: str, progress: Callable[[str], None] = lambda _m: None
+) -> PairedMachine:
+    """Trust in a whole machine ends at once: nothing trusted goes to its sessions from now
+    on, and this machine's room for it is emptied and shut (never needs asking)."""
+    changed = _set_trusted(config, which, False)
+    if config.embedded:
+        await asyncio.to_thread(homeserver.start, config, progress)
+    await close_trusted_machine_room(config, changed.server_name)
+    return changed
+
+
+def _set_trusted(config: Config, which: str, trusted: bool) -> PairedMachine:
     changed = set_peer_trusted(config.home, which, trusted)
     if changed is None:
         known = ", ".join(p.name for p in load_peers(config.home)) or "none"
