@@ -102,8 +102,14 @@ def add(card_text: tuple[str, ...], yes: bool) -> None:
     paired, new = pair(config, text, stderr_progress)
     what = "paired" if new else "already paired"
     click.echo(f"{what} with {paired.name} ({paired.server_name}), certificate pinned")
-    if both_ways(config, paired):
+    answer = both_ways(config, paired)
+    if answer:
         click.echo("it has added this machine too: mail flows both ways")
+    elif answer is None:
+        click.echo(
+            "could not tell yet whether it has added this machine: mail flows once it has "
+            "(`claudematrix status` shows whether mail to it waits)"
+        )
     else:
         click.echo(
             "mail flows once that machine adds this one's card too (`claudematrix machine "

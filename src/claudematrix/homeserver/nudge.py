@@ -63,11 +63,13 @@ def peer_lets_us_in(config: Config, server: str, timeout: float = 15.0) -> bool 
     token = _machine_token(config)
     if token is None:
         return None
-    try:
-        status = _ask_about_alias(config, server, token, timeout)
-    except Unreachable:
-        return None
-    return status in (200, 404)  # it answered: the alias exists or not; 502: it refused us
+    for _attempt in range(2):  # right after a restart, the first question can go unanswered
+        try:
+            status = _ask_about_alias(config, server, token, timeout)
+        except Unreachable:
+            continue
+        return status in (200, 404)  # it answered: the alias exists or not; 502: refused
+    return None
 
 
 def _ask_about_alias(config: Config, server: str, token: str, timeout: float) -> int:
