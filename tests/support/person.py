@@ -126,6 +126,12 @@ class Person:
         assert got is not None
         return got
 
+    def bodies(self, room: str) -> list[str]:
+        """The text of what others said in `room`, edits included ("* ..."), in order."""
+        return [
+            text for r, sender, text, _d in self.received if r == room and sender != self.user_id
+        ]
+
     async def close(self) -> None:
         await self.client.close()
 

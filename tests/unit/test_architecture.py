@@ -37,6 +37,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("claudematrix.service",),
     ("claudematrix.render",),
     ("claudematrix.mcp_server",),
+    ("claudematrix.worker",),
     ("claudematrix.daemon",),
     ("claudematrix.cli", "claudematrix.entry", "claudematrix.__main__"),
 ]

@@ -14,6 +14,7 @@ from claudematrix.cli import (  # noqa: F401  (registers commands)
     people,
     server,
     verify,
+    worker,
 )
 from claudematrix.cli._app import cli
 from claudematrix.cli._main import main, run

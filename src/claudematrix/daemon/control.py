@@ -14,7 +14,7 @@ from claudematrix.local import layout
 from claudematrix.paths import state_dir
 from claudematrix.thin import link
 
-__all__ = ["DaemonStatus", "start", "stop", "status"]
+__all__ = ["DaemonStatus", "start", "stop", "status", "reconcile_workers"]
 
 _STOP_TIMEOUT_S = 15.0
 
@@ -29,6 +29,7 @@ class DaemonStatus:
     started: float | None = None
     sessions: int = 0
     identities: list[dict[str, Any]] = field(default_factory=list)
+    workers: list[dict[str, Any]] = field(default_factory=list)
 
 
 def status(home: Path | None = None) -> DaemonStatus:
@@ -46,6 +47,7 @@ def status(home: Path | None = None) -> DaemonStatus:
         started=float(answer.get("started") or 0),
         sessions=int(answer.get("sessions") or 0),
         identities=list(answer.get("identities") or []),
+        workers=list(answer.get("workers") or []),
         socket=sock_path,
         log_path=log_path,
     )
@@ -55,6 +57,16 @@ def start(home: Path | None = None, python: str | None = None) -> DaemonStatus:
     home = home or state_dir()
     link.ensure_daemon(python, home=str(home))
     return status(home)
+
+
+def reconcile_workers(home: Path | None = None) -> list[dict[str, Any]]:
+    """Have the daemon (started if need be) run exactly the workers listed in the state dir;
+    what it runs now."""
+    home = home or state_dir()
+    link.ensure_daemon(home=str(home))
+    sock, answer = link.connect("workers", home=str(home), timeout=60.0)
+    sock.close()
+    return list(answer.get("workers") or [])
 
 
 def stop(home: Path | None = None, timeout: float = _STOP_TIMEOUT_S) -> bool:

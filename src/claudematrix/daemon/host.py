@@ -30,6 +30,7 @@ from typing import Any
 from claudematrix import __version__
 from claudematrix.daemon.identities import Identities
 from claudematrix.daemon.verification import serve_verification
+from claudematrix.daemon.workers import Workers
 from claudematrix.errors import ClaudeMatrixError
 from claudematrix.identity import Identity, resolve_identity
 from claudematrix.ids import IdentityName
@@ -66,6 +67,7 @@ class Daemon:
     ) -> None:
         self.home = home
         self.identities = identities or Identities()
+        self.workers = Workers(self.identities)
         self.run_command = run_command
         self.stopping = asyncio.Event()
         self.started = time.time()
@@ -87,6 +89,7 @@ class Daemon:
             loop.add_signal_handler(signum, self.stopping.set)
         watcher = asyncio.create_task(self._watch(os.stat(self._socket_path).st_ino))
         log(f"claudematrix daemon {self.version} (pid {os.getpid()}) serving {self._socket_path}")
+        workers = asyncio.create_task(self.workers.reconcile())
         try:
             await self.stopping.wait()
         finally:
@@ -97,6 +100,8 @@ class Daemon:
             watcher.cancel()
             server.close()
             await self._say_stopping()
+            workers.cancel()
+            await self.workers.close()
             await self.identities.close()
             self._clean_up()
             log("claudematrix daemon stopped")
@@ -190,6 +195,8 @@ class Daemon:
             await self._serve_mcp(hello, reader, writer)
         elif want == "cli":
             await self._serve_cli(hello, writer)
+        elif want == "workers":
+            await _answer(writer, {"ok": True, "workers": await self.workers.reconcile()})
         elif want == "verify":
             await self._serve_verify(hello, reader, writer)
         else:
@@ -258,6 +265,7 @@ class Daemon:
             "started": self.started,
             "sessions": len(self._sessions),
             "identities": self.identities.summary(),
+            "workers": self.workers.summary(),
         }
 
 

@@ -158,6 +158,9 @@ class Service:
         self._presence_wake: asyncio.Event | None = None  # while heartbeat_forever runs
         self.syncing_forever = False  # sync_forever runs: what comes arrives by itself
         self._no_new_device = False  # a new login for a lost device store failed here
+        # Called with the newest message id whenever new mail is committed (a worker waits
+        # on it); never blocks.
+        self.mail_listeners: list[Callable[[int], None]] = []
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -555,10 +558,34 @@ class Service:
 
     def signal_new_mail(self, newest_id: int) -> None:
         """The cheap marker hooks stat before they look at the store, and the idle waiter's
-        wake-up (claudematrix.local.markers)."""
+        wake-up (claudematrix.local.markers); and whoever in this process listens."""
         from claudematrix.local.markers import signal_new_mail
 
         signal_new_mail(self.dir, newest_id, self.env.environ)
+        for listener in self.mail_listeners:
+            listener(newest_id)
+
+    async def post_in_room(
+        self, room: RoomID, text: str, label: Label, *, replaces: EventID | None = None
+    ) -> EventID:
+        """Post `text` (Markdown, rendered for people's clients) into a room I am in, as far
+        as `label` lets it go there; `replaces`: an event of mine it edits in place (a Matrix
+        edit). Not queued: the caller keeps what it must not lose."""
+        record = self.store.room(room)
+        audience = await self.directory.guard.audience(room, record.kind if record else "other")
+        policy.check(label, audience, "this message", "someone in that room")
+        content = build_content("", text, label, for_people=True)
+        if replaces is not None:
+            content = {
+                **content,
+                "body": "* " + str(content["body"]),
+                "m.new_content": dict(content),
+                "m.relates_to": {"rel_type": "m.replace", "event_id": replaces},
+            }
+        client = self.require_client()
+        if client.crypto is None and self.try_own_sync():
+            client.open_device(self.dir / layout.CRYPTO_DIR)
+        return await client.send(room, content, uuid.uuid4().hex, self._admit)
 
     # --- sending ------------------------------------------------------------------------
 

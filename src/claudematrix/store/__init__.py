@@ -9,6 +9,7 @@ from claudematrix.store._directory import (
     Request,
 )
 from claudematrix.store._store import RoomRecord, Store, SyncBatch
+from claudematrix.store._worker import Command
 
 __all__ = [
     "Store",
@@ -20,4 +21,5 @@ __all__ = [
     "Presence",
     "Request",
     "Device",
+    "Command",
 ]

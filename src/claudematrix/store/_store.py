@@ -21,6 +21,7 @@ from claudematrix.store._directory import (
     Profile,
     Request,
 )
+from claudematrix.store._worker import WorkerTables
 from claudematrix.store.migrations import migrate
 from claudematrix.types import Direction, Label, Message
 
@@ -95,7 +96,7 @@ def _fts_query(text: str) -> str:
     return " ".join(f'"{w}"' for w in words)
 
 
-class Store(DirectoryTables):
+class Store(DirectoryTables, WorkerTables):
     def __init__(self, path: Path | str) -> None:
         self.path = path
         self._conn = connect(path)
@@ -359,6 +360,19 @@ class Store(DirectoryTables):
             (limit,),
         ).fetchall()
         return [_row_to_message(r) for r in rows]
+
+    def incoming_after(self, last_id: int, *, limit: int = 100) -> list[Message]:
+        """Incoming messages stored after the one with id `last_id`, oldest first."""
+        rows = self._conn.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE direction = 'in' AND id > ? "
+            "ORDER BY id LIMIT ?",
+            (last_id, limit),
+        ).fetchall()
+        return [_row_to_message(r) for r in rows]
+
+    def newest_id(self) -> int:
+        row = self._conn.execute("SELECT max(id) FROM messages").fetchone()
+        return int(row[0] or 0)
 
     def message(self, ref: str) -> Message:
         """A message by its short local id or its Matrix event id."""

@@ -164,6 +164,25 @@ MIGRATIONS: list[str] = [
     ALTER TABLE held ADD COLUMN unverified_device INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE devices ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
     """,
+    # 7: a worker's commands (each message run at most once, stored before it is
+    # acknowledged) and the Claude Code session each room's conversation resumes
+    """
+    CREATE TABLE worker_commands (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL UNIQUE,
+        room_id TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_ts INTEGER NOT NULL,
+        started_ts INTEGER,
+        ended_ts INTEGER,
+        progress_event TEXT,
+        process_group INTEGER
+    );
+    CREATE INDEX worker_commands_by_room ON worker_commands (room_id, state, id);
+    CREATE TABLE worker_rooms (room_id TEXT PRIMARY KEY, claude_session TEXT NOT NULL);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
