@@ -20,12 +20,15 @@ import pytest
 
 from claudematrix.homeserver import register_account
 from e2e.support.claude_cli import Claude
-from e2e.support.fake_model import FakeModel, Text, ToolUse, message_texts
+from e2e.support.fake_model import FakeModel, Reply, Text, ToolUse, message_texts, tool_results
+from support import wait_until
 from support.person import Person
 
 pytestmark = pytest.mark.e2e
 
 STEP_TIMEOUT = 90.0
+# A command that takes a minute (Claude Code refuses or backgrounds a plain long `sleep`).
+SLOW = "python3 -c 'import time; time.sleep(60)' slow-run-marker"
 
 
 def _cli(claude: Claude, *args: str, env: dict[str, str] | None = None) -> str:
@@ -96,3 +99,122 @@ def test_a_persons_command_runs_claude_code_and_streams_back(
     assert "worker w1 stopped" in _cli(claude, "worker", "stop", "w1")
     assert json.loads(_cli(claude, "worker", "list", "--json")) == []
     assert room
+
+
+def _shell_runner(body: dict[str, object]) -> Reply:
+    """The fake model as a worker's runs need it: a command `run: <shell>` gets one Bash call
+    of that shell, then an answer naming it; anything else is answered in words."""
+    given = body.get("messages")
+    messages = [m for m in given if isinstance(m, dict)] if isinstance(given, list) else []
+    since = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=-1)
+    turn = messages[since + 1 :]
+    blocks = [b for m in turn if isinstance(m.get("content"), list) for b in m["content"]]
+    if any(isinstance(b, dict) and b.get("type") == "tool_result" for b in blocks):
+        return Text(f"ran it: {tool_results(body)[-1]['text'].strip()}")
+    texts = message_texts({"messages": turn})
+    commands = [line for t in texts for line in t.splitlines() if line.startswith("run: ")]
+    if commands:
+        return ToolUse("Bash", {"command": commands[-1].removeprefix("run: ").strip()})
+    asked = [line for t in texts for line in t.splitlines() if line.strip()]
+    return Text("answered: " + (asked[-1] if asked else ""))
+
+
+def _start_worker(claude: Claude, allow: str, *more: str) -> str:
+    started = _cli(
+        claude, "worker", "start", "--project", str(claude.project), "--name", "w1",
+        "--allow", allow, "--allowed-tools", "Bash", *more, "--json",
+        env={"CLAUDEMATRIX_CLAUDE": str(claude.binary)},
+    )  # fmt: skip
+    return str(json.loads(started)["user_id"])
+
+
+def _finals(person: Person, room: str) -> list[str]:
+    return [t for t in person.bodies(room) if t.startswith("**") and " in " in t.split("\n")[0]]
+
+
+def test_the_queue_runs_in_order_and_a_room_resumes_its_conversation(
+    claude: Claude, fake_model: FakeModel, tmp_path: Path
+) -> None:
+    fake_model.default = _shell_runner
+    _cli(claude, "up")
+    person = _person(claude, tmp_path, "person")
+    worker = _start_worker(claude, person.user_id)
+    tag = uuid.uuid4().hex[:6]
+
+    async def go() -> list[str]:
+        try:
+            room = await person.open_encrypted_dm(worker)
+            await person.wait_joined(room, worker)
+            await person.send_text(room, f"run: sleep 2 && echo first-{tag}")
+            await person.send_text(room, f"run: echo second-{tag}")
+            await person.send_text(room, f"remember third-{tag}")
+            await person.sync_until(lambda: len(_finals(person, room)) >= 3, "3 runs", 120)
+            return person.bodies(room)
+        finally:
+            await person.close()
+
+    said = asyncio.run(go())
+    acks = [t for t in said if t.startswith("Queued:")]
+    assert acks == [
+        "Queued: 1 ahead of it in this room. It runs when they are done.",
+        "Queued: 2 ahead of it in this room. It runs when they are done.",
+    ], said
+    finals = [t for t in said if t.startswith("**done**")]
+    assert [f"first-{tag}" in finals[0], f"second-{tag}" in finals[1]] == [True, True], finals
+    turns = fake_model.turns()
+    firsts = [t for t in turns if len(t.get("messages", [])) >= 1]
+    # The third command's run resumed the room's conversation: the model saw the first two.
+    last = "\n".join(message_texts(firsts[-1]))
+    assert f"first-{tag}" in last and f"second-{tag}" in last and f"third-{tag}" in last
+
+
+def test_a_stranger_is_refused_and_cancel_and_timeout_stop_a_run(
+    claude: Claude, fake_model: FakeModel, tmp_path: Path
+) -> None:
+    fake_model.default = _shell_runner
+    _cli(claude, "up")
+    person = _person(claude, tmp_path, "person")
+    worker = _start_worker(claude, person.user_id, "--timeout", "6")
+    # A session of this machine, not allowed: one short refusal, and no run at all.
+    _cli(claude, "--as", "bob", "send", worker, "run: echo sneaky", "--subject", "sneaky")
+
+    def refusal() -> str:
+        mail = json.loads(_cli(claude, "--as", "bob", "inbox", "--all", "--json"))
+        from_worker = [m for m in mail if m["from"] == worker]
+        return _cli(claude, "--as", "bob", "read", str(from_worker[0]["id"])) if from_worker else ""
+
+    assert "may not command the worker w1" in wait_until(refusal, STEP_TIMEOUT, "the refusal")
+    assert fake_model.turns() == []
+
+    async def go() -> list[str]:
+        try:
+            room = await person.open_encrypted_dm(worker)
+            await person.wait_joined(room, worker)
+            await person.send_text(room, f"run: {SLOW}")
+            await person.sync_until(
+                lambda: any(t.startswith("Running:") for t in person.bodies(room)), "a run", 60
+            )
+            await person.send_text(room, "cancel")
+            await person.sync_until(
+                lambda: any(t.startswith("**cancelled**") for t in person.bodies(room)),
+                "the cancelled run",
+                60,
+            )
+            await person.send_text(room, f"run: {SLOW}")
+            await person.sync_until(
+                lambda: any(t.startswith("**timed out**") for t in person.bodies(room)),
+                "the run stopped by its timeout",
+                60,
+            )
+            return person.bodies(room)
+        finally:
+            await person.close()
+
+    said = asyncio.run(go())
+    assert "Cancelling the run." in said
+    assert not _sleepers()  # no run's process is left behind
+
+
+def _sleepers() -> list[str]:
+    found = subprocess.run(["pgrep", "-f", "slow-run-marker"], capture_output=True, text=True)
+    return found.stdout.split()

@@ -72,6 +72,14 @@ class WorkerTables:
         ).fetchall()
         return [Command(*r) for r in rows]
 
+    def ahead_of(self, command: Command) -> int:
+        """How many commands of its room run or wait before it."""
+        row = self._conn.execute(
+            "SELECT count(*) FROM worker_commands WHERE room_id = ? AND id < ? AND state IN (?, ?)",
+            (command.room_id, command.id, WAITING, RUNNING),
+        ).fetchone()
+        return int(row[0])
+
     def start_command(self, command_id: int, progress_event: EventID | None) -> None:
         self._conn.execute(
             "UPDATE worker_commands SET state = ?, started_ts = ?, progress_event = ? WHERE id = ?",

@@ -109,8 +109,10 @@ class ClaudeRun:
         self.process: asyncio.subprocess.Process | None = None
         self.stopped_as: str | None = None  # "cancelled" or "timed out", once stopped
 
-    async def start(self) -> int:
-        """Start it; returns its process group."""
+    async def start(self) -> int | None:
+        """Start it; returns its process group (None: it was stopped before it started)."""
+        if self.stopped_as:
+            return None
         env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
         self.process = await asyncio.create_subprocess_exec(
             *self.argv,
@@ -128,7 +130,9 @@ class ClaudeRun:
         """Read the run to its end, calling `changed` after each line that moved it on.
         Returns the outcome: done, failed, cancelled or timed out."""
         process = self.process
-        assert process is not None and process.stdout is not None and process.stderr is not None
+        if process is None:
+            return self.stopped_as or "failed"
+        assert process.stdout is not None and process.stderr is not None
         errors = asyncio.create_task(process.stderr.read())
         async for raw in process.stdout:
             line = raw.decode(errors="replace").strip()
@@ -155,9 +159,11 @@ class ClaudeRun:
     async def stop(self, why: str) -> None:
         """End the run: its whole process group, politely first."""
         process = self.process
-        if process is None or process.returncode is not None:
+        if process is not None and process.returncode is not None:
             return
         self.stopped_as = why
+        if process is None:  # not started yet: it never will be
+            return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         try:

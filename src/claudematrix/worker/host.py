@@ -131,9 +131,7 @@ class WorkerHost:
         )
         if command is None:
             return  # stored before: never run twice
-        ahead = len(self.service.store.waiting_in(message.room_id)) - 1
-        if message.room_id in self._runs:
-            ahead += 1
+        ahead = self.service.store.ahead_of(command)
         if ahead:
             await self._say(
                 message.room_id,
@@ -175,18 +173,18 @@ class WorkerHost:
         store = self.service.store
         room = command.room_id
         headline = one_line(command.prompt.split("\n\n", 1)[-1], 80)
-        progress = await self._say(room, command.sender, f"Running: {headline}")
-        store.start_command(command.id, progress)
-        await self._status(f"running: {headline}")
         resume = store.room_session(room)
         session = None if resume else str(uuid.uuid4())
         run = ClaudeRun(
             claude_command(self.settings, command.prompt, resume=resume, session_id=session),
             Path(self.spec.project),
         )
+        self._runs[room] = run  # from here on, `cancel` reaches it
         started = time.monotonic()
-        self._runs[room] = run
         try:
+            progress = await self._say(room, command.sender, f"Running: {headline}")
+            store.start_command(command.id, progress)
+            status = asyncio.create_task(self._status(f"running: {headline}"))
             try:
                 store.set_process_group(command.id, await run.start())
             except OSError as exc:
@@ -203,6 +201,7 @@ class WorkerHost:
             editor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await editor
+            await status
         finally:
             self._runs.pop(room, None)
         if run.progress.session_id:
