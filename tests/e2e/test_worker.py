@@ -15,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,13 +102,22 @@ def test_a_persons_command_runs_claude_code_and_streams_back(
     assert room
 
 
-def _shell_runner(body: dict[str, object]) -> Reply:
-    """The fake model as a worker's runs need it: a command `run: <shell>` gets one Bash call
-    of that shell, then an answer naming it; anything else is answered in words."""
+def _turn(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages of a request since the model last spoke: what it is asked now."""
     given = body.get("messages")
     messages = [m for m in given if isinstance(m, dict)] if isinstance(given, list) else []
     since = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=-1)
-    turn = messages[since + 1 :]
+    return messages[since + 1 :]
+
+
+def _this_turn(body: dict[str, Any]) -> list[str]:
+    return message_texts({"messages": _turn(body)})
+
+
+def _shell_runner(body: dict[str, Any]) -> Reply:
+    """The fake model as a worker's runs need it: a command `run: <shell>` gets one Bash call
+    of that shell, then an answer naming it; anything else is answered in words."""
+    turn = _turn(body)
     blocks = [b for m in turn if isinstance(m.get("content"), list) for b in m["content"]]
     if any(isinstance(b, dict) and b.get("type") == "tool_result" for b in blocks):
         return Text(f"ran it: {tool_results(body)[-1]['text'].strip()}")
@@ -218,3 +228,65 @@ def test_a_stranger_is_refused_and_cancel_and_timeout_stop_a_run(
 def _sleepers() -> list[str]:
     found = subprocess.run(["pgrep", "-f", "slow-run-marker"], capture_output=True, text=True)
     return found.stdout.split()
+
+
+def test_two_rooms_run_at_once_and_a_run_killed_with_the_worker_is_reported(
+    claude: Claude, fake_model: FakeModel, tmp_path: Path
+) -> None:
+    fake_model.default = _shell_runner
+    _cli(claude, "up")
+    one, two = _person(claude, tmp_path, "one"), _person(claude, tmp_path, "two")
+    worker = _start_worker(claude, one.user_id, "--allow", two.user_id)
+    tag = uuid.uuid4().hex[:6]
+    state = Path(claude.env()["CLAUDEMATRIX_HOME"])
+
+    def kill_the_daemon_and_start_it_again() -> None:
+        pid = json.loads((state / "daemon.pid").read_text())["pid"]
+        subprocess.run(["kill", "-9", str(pid)], check=True)
+        wait_until(lambda: not Path(f"/proc/{pid}").exists(), 15, "the daemon to die")
+        _cli(claude, "worker", "list")  # starts the daemon again, and with it the worker
+
+    async def scenario() -> list[str]:
+        try:
+            rooms = []
+            for person in (one, two):
+                rooms.append(await person.open_encrypted_dm(worker))
+                await person.wait_joined(rooms[-1], worker)
+            await one.send_text(rooms[0], f"run: {_slow(f'a-{tag}', 30)}")
+            await two.send_text(rooms[1], f"run: {_slow(f'b-{tag}', 30)}")
+            # Both rooms' runs are going at the same moment.
+            both = lambda: _running(f"a-{tag}") and _running(f"b-{tag}")  # noqa: E731
+            await asyncio.to_thread(wait_until, both, STEP_TIMEOUT, "both runs at once")
+            await one.send_text(rooms[0], f"run: echo after-{tag}")
+            await one.sync_until(
+                lambda: any(t.startswith("Queued:") for t in one.bodies(rooms[0])), "the ack"
+            )
+            await asyncio.to_thread(kill_the_daemon_and_start_it_again)
+            gone = lambda: not _running(f"a-{tag}")  # noqa: E731
+            await asyncio.to_thread(wait_until, gone, 30, "the killed run's process ended")
+
+            def after_done() -> bool:
+                return any(
+                    f"after-{tag}" in t and t.startswith("**done**") for t in one.bodies(rooms[0])
+                )
+
+            await one.sync_until(after_done, "the queued command, after the restart", 120)
+            return one.bodies(rooms[0])
+        finally:
+            await one.close()
+            await two.close()
+
+    said = asyncio.run(scenario())
+    assert any(t.startswith("**interrupted**") for t in said), said
+    # Not run again: the model was asked to start the killed command once.
+    started = [t for t in fake_model.turns() if f"a-{tag}" in "\n".join(_this_turn(t))]
+    assert len(started) == 1, len(started)
+
+
+def _slow(marker: str, seconds: int) -> str:
+    return f"python3 -c 'import time; time.sleep({seconds})' {marker}"
+
+
+def _running(marker: str) -> bool:
+    found = subprocess.run(["pgrep", "-f", f"time.sleep.*{marker}"], capture_output=True)
+    return bool(found.stdout.split())
