@@ -72,6 +72,14 @@ def test_a_persons_command_runs_claude_code_and_streams_back(
     listed = json.loads(_cli(claude, "worker", "list", "--json"))
     assert [(w["name"], w["doing"]) for w in listed] == [("w1", "idle")]
 
+    # Sessions of the machine find it in their contacts, by name, with its state.
+    def in_contacts() -> dict[str, object]:
+        found = json.loads(_cli(claude, "--as", "bob", "contacts", "--json"))
+        return next((c for c in found if c["user_id"] == worker and c["status"]), {})
+
+    seen = wait_until(in_contacts, STEP_TIMEOUT, "the worker in bob's contacts")
+    assert (seen["short_name"], seen["status"]) == ("w1", "idle"), seen
+
     async def command() -> tuple[str, list[str]]:
         try:
             room = await person.open_encrypted_dm(worker)
@@ -186,7 +194,7 @@ def test_a_stranger_is_refused_and_cancel_and_timeout_stop_a_run(
     person = _person(claude, tmp_path, "person")
     worker = _start_worker(claude, person.user_id, "--timeout", "6")
     # A session of this machine, not allowed: one short refusal, and no run at all.
-    _cli(claude, "--as", "bob", "send", worker, "run: echo sneaky", "--subject", "sneaky")
+    _cli(claude, "--as", "bob", "send", "w1", "run: echo sneaky", "--subject", "sneaky")
 
     def refusal() -> str:
         mail = json.loads(_cli(claude, "--as", "bob", "inbox", "--all", "--json"))
