@@ -554,9 +554,13 @@ class MatrixClient:
             if self.crypto is None:
                 raise _no_device(self.user_id)
             members = await self._members_for_keys(room)
-            content = await self.crypto.encrypt(
-                room, event_type, content, members, self._to_device, admit or _everyone
-            )
+            try:
+                content = await self.crypto.encrypt(
+                    room, event_type, content, members, self._to_device, admit or _everyone
+                )
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError, TimeoutError):
+                # nio's own key requests: the homeserver went away in the middle of them
+                raise _unavailable(self.creds.homeserver) from None
             event_type = ENCRYPTED_EVENT
         path = f"{_CS}/rooms/{quote(room, safe='')}/send/{event_type}/{quote(txn_id, safe='')}"
         for attempt in range(_SEND_RATE_LIMIT_RETRIES + 1):

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ ToDevice = Callable[[str, dict[str, dict[str, Any]]], Awaitable[None]]
 # Given a user and their devices now [(device id, ed25519)], the device ids a key may go to.
 Admit = Callable[[str, list[tuple[str, str]]], set[str]]
 _PICKLE_KEY = "pickle.key"
+_DEVICELESS_RECHECK_S = 60.0
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ class Crypto:
         self.upload_refused = ""  # why the server refused this device's keys, if it did
         self.held_back: list[tuple[str, str]] = []  # (user, device) the last key skipped
         self._asked: set[str] = set()  # room keys asked for by this process
+        self._asked_devices: dict[str, float] = {}  # device-less users -> when last looked up
         self.verifications = Verifications(client)
 
     @classmethod
@@ -154,12 +157,17 @@ class Crypto:
         olm = self._olm
         members = set(people)
         # Someone known with no device yet may have one now (its keys came after we looked,
-        # and no room told us): asked again rather than sent a key nobody can read.
-        unknown = {
+        # and no room told us): asked again, at most once a minute, rather than sent a key
+        # nobody can read.
+        now = time.monotonic()
+        deviceless = {
             m
-            for m in members
-            if m not in olm.tracked_users or not list(olm.device_store.active_user_devices(m))
+            for m in members & olm.tracked_users
+            if not list(olm.device_store.active_user_devices(m))
+            and now - self._asked_devices.get(m, -_DEVICELESS_RECHECK_S) >= _DEVICELESS_RECHECK_S
         }
+        self._asked_devices.update(dict.fromkeys(deviceless, now))
+        unknown = (members - olm.tracked_users) | deviceless
         if unknown:
             olm.add_changed_users(unknown)
         if olm.should_query_keys:
