@@ -115,7 +115,13 @@ def test_a_session_on_one_machine_mails_a_session_on_another(
     sent = [r for r in fake_model.tool_results(a) if r.get("tool_use_id") == send.id]
     assert sent and not sent[0].get("is_error") and "Sent #" in sent[0]["text"], sent
 
-    wait_until(lambda: subject in _incoming_subjects(beta, b), STEP_TIMEOUT, "the mail on beta")
+    # B's session is not running between its turns: what fetches its mail is its next run, or
+    # (here) a command of its identity, which the daemon serves with a sync.
+    def arrived() -> bool:
+        _cli(beta, "--as", b, "inbox", "--json")
+        return subject in _incoming_subjects(beta, b)
+
+    wait_until(arrived, STEP_TIMEOUT, "the mail on beta")
     fake_model.script_for(b, "noted")
     _resume(beta, b, "Anything new?")
     shown = "\n".join(message_texts(fake_model.turns(b)[-1]))

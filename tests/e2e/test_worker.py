@@ -56,6 +56,8 @@ def _person(claude: Claude, tmp_path: Path, name: str) -> Person:
 def test_a_persons_command_runs_claude_code_and_streams_back(
     claude: Claude, fake_model: FakeModel, tmp_path: Path
 ) -> None:
+    """As the README has it: the person sets a password, starts a worker, and writes to it
+    from a Matrix client of their own (a new device of their own account)."""
     tag = uuid.uuid4().hex[:8]
     fake_model.script(
         [Text("Looking."), ToolUse("Bash", {"command": f"echo tool-ran-{tag}"})],
@@ -63,10 +65,14 @@ def test_a_persons_command_runs_claude_code_and_streams_back(
     )
     env = {"CLAUDEMATRIX_CLAUDE": str(claude.binary)}
     _cli(claude, "up")
-    person = _person(claude, tmp_path, "person")
+    secret = secrets.token_urlsafe(12)
+    assert "password set for" in _cli(claude, "password", "--new-password", secret)
+    owner = str(json.loads(_cli(claude, "whoami", "--json"))["user_id"])
+    url = json.loads(_cli(claude, "status", "--json"))["homeserver"]
+    person = asyncio.run(Person.another_device(url, owner, secret, tmp_path / "phone"))
     started = _cli(
         claude, "worker", "start", "--project", str(claude.project), "--name", "w1",
-        "--allow", person.user_id, "--allowed-tools", "Bash(echo:*)", "--json", env=env,
+        "--allowed-tools", "Bash(echo:*)", "--json", env=env,
     )  # fmt: skip
     worker = str(json.loads(started)["user_id"])
     listed = json.loads(_cli(claude, "worker", "list", "--json"))
@@ -101,6 +107,7 @@ def test_a_persons_command_runs_claude_code_and_streams_back(
     assert any(f"Bash: echo tool-ran-{tag}" in t for t in edits), said
     final = [t for t in said if t.startswith("**done**")]
     assert final and f"Finished **{tag}**." in final[-1] and "cost $" in final[-1], said
+    assert f"<strong>{tag}</strong>" in person.html.get(final[-1], "")  # Markdown for Element
     # The model saw the person's words, with who sent them and from where.
     first = "\n".join(message_texts(fake_model.turns()[0]))
     assert f"please say hi {tag}" in first and person.user_id in first
@@ -224,6 +231,15 @@ def test_a_stranger_is_refused_and_cancel_and_timeout_stop_a_run(
                 "the run stopped by its timeout",
                 60,
             )
+            # Stopping the worker cancels the run going, and says so in the room.
+            await person.send_text(room, f"run: {SLOW}")
+            await asyncio.to_thread(wait_until, lambda: bool(_sleepers()), 60, "a third run")
+            await asyncio.to_thread(_cli, claude, "worker", "stop", "w1")
+            await person.sync_until(
+                lambda: len([t for t in person.bodies(room) if t.startswith("**cancelled**")]) == 2,
+                "the run cancelled by the stop",
+                60,
+            )
             return person.bodies(room)
         finally:
             await person.close()
@@ -298,3 +314,42 @@ def _slow(marker: str, seconds: int) -> str:
 def _running(marker: str) -> bool:
     found = subprocess.run(["pgrep", "-f", f"time.sleep.*{marker}"], capture_output=True)
     return bool(found.stdout.split())
+
+
+def test_a_runs_end_waits_out_a_homeserver_outage(
+    claude: Claude, fake_model: FakeModel, tmp_path: Path
+) -> None:
+    """The homeserver is killed -9 while a run goes; the run's end, said while it is away,
+    reaches the person once it is back."""
+    fake_model.default = _shell_runner
+    _cli(claude, "up")
+    person = _person(claude, tmp_path, "person")
+    worker = _start_worker(claude, person.user_id)
+    tag = uuid.uuid4().hex[:6]
+    state = Path(claude.env()["CLAUDEMATRIX_HOME"])
+
+    def outage() -> None:
+        pid = int((state / "homeserver" / "homeserver.pid").read_text().split()[0])
+        subprocess.run(["kill", "-9", str(pid)], check=True)
+        # The run ends while the homeserver is away: its end waits in the worker's outbox.
+        wait_until(lambda: not _running(f"o-{tag}"), 60, "the run to end")
+        _cli(claude, "up")
+
+    async def scenario() -> list[str]:
+        try:
+            room = await person.open_encrypted_dm(worker)
+            await person.wait_joined(room, worker)
+            await person.send_text(room, f"run: {_slow(f'o-{tag}', 6)} && echo out-{tag}")
+            await asyncio.to_thread(wait_until, lambda: _running(f"o-{tag}"), 60, "the run")
+            await asyncio.to_thread(outage)
+            await person.sync_until(
+                lambda: any(t.startswith("**done**") for t in person.bodies(room)),
+                "the run's end, after the outage",
+                120,
+            )
+            return person.bodies(room)
+        finally:
+            await person.close()
+
+    said = asyncio.run(scenario())
+    assert any(f"out-{tag}" in t for t in said if t.startswith("**done**")), said

@@ -371,6 +371,11 @@ def test_remote_sessions_whose_mode_reaches_me_are_in_contacts_with_their_machin
     assert "remote (beta)" in me.run("contacts").stdout
     wait_until(lambda: listed(shown, me).get("where") == "remote (alpha)", 60, "and back")
     assert listed(shown, me)["project"] == "pme"
+    # A remote contact is addressed by its name, like a neighbour.
+    tag = new_tag()
+    name = str(seen["short_name"])
+    sent = me.json("send", name, "hello by name", "--subject", tag, "--label", "public")
+    assert (sent["to"], sent["where"]) == (shown.user_id, "remote (beta)"), sent
 
     friend = Who(b, "friend", project_dir(tmp_path, "pfriend")).start()
     me.run("trust", friend.user_id, "--yes")

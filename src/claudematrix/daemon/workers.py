@@ -25,7 +25,7 @@ from claudematrix.worker.spec import WorkerSpec, load_workers, worker_log
 __all__ = ["Workers"]
 
 _RETRY_S = 5.0
-_STOP_S = 15.0
+_STOP_S = 20.0  # a run stopping (5 s) and saying so in its room (10 s)
 
 
 @dataclass

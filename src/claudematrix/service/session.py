@@ -566,11 +566,18 @@ class Service:
             listener(newest_id)
 
     async def post_in_room(
-        self, room: RoomID, text: str, label: Label, *, replaces: EventID | None = None
+        self,
+        room: RoomID,
+        text: str,
+        label: Label,
+        *,
+        replaces: EventID | None = None,
+        durable: bool = False,
     ) -> EventID:
         """Post `text` (Markdown, rendered for people's clients) into a room I am in, as far
         as `label` lets it go there; `replaces`: an event of mine it edits in place (a Matrix
-        edit). Not queued: the caller keeps what it must not lose."""
+        edit). `durable`: queued in the outbox first, so a homeserver away now gets it when it
+        is back (HomeserverUnavailable says so); otherwise a failed post is gone."""
         record = self.store.room(room)
         audience = await self.directory.guard.audience(room, record.kind if record else "other")
         policy.check(label, audience, "this message", "someone in that room")
@@ -582,6 +589,10 @@ class Service:
                 "m.new_content": dict(content),
                 "m.relates_to": {"rel_type": "m.replace", "event_id": replaces},
             }
+        if durable:
+            txn = uuid.uuid4().hex
+            self.store.outbox_add(txn, room, UserID(str(room)), json.dumps(content))
+            return (await self._deliver(txn, room, UserID(str(room)), content)).event_id
         client = self.require_client()
         if client.crypto is None and self.try_own_sync():
             client.open_device(self.dir / layout.CRYPTO_DIR)

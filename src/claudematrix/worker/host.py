@@ -36,6 +36,7 @@ from claudematrix.worker.spec import WorkerSpec
 __all__ = ["WorkerHost", "EDIT_EVERY_S"]
 
 EDIT_EVERY_S = 2.0
+_WIND_DOWN_S = 10.0  # for runs cancelled by a stop to say so in their rooms
 _SEEN = "worker_seen"
 _CANCEL_WORDS = ("cancel", "stop")
 # The narrowest label that reaches each audience: what goes back to whoever gave a command.
@@ -57,6 +58,7 @@ class WorkerHost:
         self._rooms: dict[RoomID, asyncio.Task[None]] = {}
         self._runs: dict[RoomID, ClaudeRun] = {}
         self.doing = ""  # what it is running now, for `worker list`
+        self._stopping = False
 
     @property
     def settings(self) -> RunSettings:
@@ -69,7 +71,8 @@ class WorkerHost:
 
     async def run(self, stop: asyncio.Event) -> None:
         store = self.service.store
-        self.service.mail_listeners.append(lambda _newest: self._wake.set())
+        listener = self._wake_up
+        self.service.mail_listeners.append(listener)
         if store.setting(_SEEN) is None:  # mail from before the worker existed is not for it
             store.set_setting(_SEEN, str(store.newest_id()))
         for user in self.spec.allow:  # the person named them: their mail is not a request
@@ -90,12 +93,24 @@ class WorkerHost:
                 waiter.cancel()
                 stopper.cancel()
         finally:
-            for room, run in list(self._runs.items()):
-                await run.stop("cancelled")
-                self.log(f"worker {self.spec.name}: stopped with a run going in {room}")
-            for task in self._rooms.values():
+            self.service.mail_listeners.remove(listener)
+            await self._wind_down()
+
+    def _wake_up(self, _newest: int) -> None:
+        self._wake.set()
+
+    async def _wind_down(self) -> None:
+        """The worker stops: a run going now is cancelled and reported as such; what waits
+        stays queued for when the worker runs again."""
+        self._stopping = True
+        for room, run in list(self._runs.items()):
+            self.log(f"worker {self.spec.name}: stopping, so cancelling the run in {room}")
+            await run.stop("cancelled")
+        tasks = [t for t in self._rooms.values() if not t.done()]
+        if tasks:
+            _done, late = await asyncio.wait(tasks, timeout=_WIND_DOWN_S)
+            for task in late:
                 task.cancel()
-            await asyncio.gather(*self._rooms.values(), return_exceptions=True)
 
     # --- commands ----------------------------------------------------------------------------
 
@@ -162,7 +177,7 @@ class WorkerHost:
 
     async def _work_through(self, room: RoomID) -> None:
         store = self.service.store
-        while waiting := store.waiting_in(room):
+        while not self._stopping and (waiting := store.waiting_in(room)):
             try:
                 await self._run(waiting[0])
             except ClaudeMatrixError as exc:
@@ -255,10 +270,11 @@ class WorkerHost:
         return _LABEL_FOR[self.service.directory.proven_audience_of(user)]
 
     async def _say(self, room: RoomID, to: UserID, text: str) -> EventID | None:
+        """Post into the room; queued if the homeserver is away (it goes when it is back)."""
         try:
-            return await self.service.post_in_room(room, text, self._label_for(to))
+            return await self.service.post_in_room(room, text, self._label_for(to), durable=True)
         except ClaudeMatrixError as exc:
-            self.log(f"worker {self.spec.name}: could not post in {room}: {exc}")
+            self.log(f"worker {self.spec.name}: posting in {room}: {exc}")
             return None
 
     async def _edit(self, room: RoomID, command: Command, event: EventID, text: str) -> None:
