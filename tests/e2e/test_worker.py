@@ -88,8 +88,7 @@ def test_a_persons_command_runs_claude_code_and_streams_back(
 
     async def command() -> tuple[str, list[str]]:
         try:
-            room = await person.open_encrypted_dm(worker)
-            await person.wait_joined(room, worker)
+            room = await _dm(person, worker)
             await person.send_text(room, f"please say hi {tag}")
             await person.sync_until(
                 lambda: any(t.startswith("**done**") for t in person.bodies(room)),
@@ -115,6 +114,13 @@ def test_a_persons_command_runs_claude_code_and_streams_back(
     assert "worker w1 stopped" in _cli(claude, "worker", "stop", "w1")
     assert json.loads(_cli(claude, "worker", "list", "--json")) == []
     assert room
+
+
+async def _dm(person: Person, worker: str) -> str:
+    """An encrypted DM with the worker, as a person's client opens one, once it has joined."""
+    room = await person.open_encrypted_dm(worker)
+    await person.wait_joined(room, worker)
+    return room
 
 
 def _turn(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -168,8 +174,7 @@ def test_the_queue_runs_in_order_and_a_room_resumes_its_conversation(
 
     async def go() -> list[str]:
         try:
-            room = await person.open_encrypted_dm(worker)
-            await person.wait_joined(room, worker)
+            room = await _dm(person, worker)
             await person.send_text(room, f"run: sleep 2 && echo first-{tag}")
             await person.send_text(room, f"run: echo second-{tag}")
             await person.send_text(room, f"remember third-{tag}")
@@ -213,8 +218,7 @@ def test_a_stranger_is_refused_and_cancel_and_timeout_stop_a_run(
 
     async def go() -> list[str]:
         try:
-            room = await person.open_encrypted_dm(worker)
-            await person.wait_joined(room, worker)
+            room = await _dm(person, worker)
             await person.send_text(room, f"run: {SLOW}")
             await person.sync_until(
                 lambda: any(t.startswith("Running:") for t in person.bodies(room)), "a run", 60
@@ -274,8 +278,7 @@ def test_two_rooms_run_at_once_and_a_run_killed_with_the_worker_is_reported(
         try:
             rooms = []
             for person in (one, two):
-                rooms.append(await person.open_encrypted_dm(worker))
-                await person.wait_joined(rooms[-1], worker)
+                rooms.append(await _dm(person, worker))
             await one.send_text(rooms[0], f"run: {_slow(f'a-{tag}', 30)}")
             await two.send_text(rooms[1], f"run: {_slow(f'b-{tag}', 30)}")
             # Both rooms' runs are going at the same moment.
@@ -337,8 +340,7 @@ def test_a_runs_end_waits_out_a_homeserver_outage(
 
     async def scenario() -> list[str]:
         try:
-            room = await person.open_encrypted_dm(worker)
-            await person.wait_joined(room, worker)
+            room = await _dm(person, worker)
             await person.send_text(room, f"run: {_slow(f'o-{tag}', 6)} && echo out-{tag}")
             await asyncio.to_thread(wait_until, lambda: _running(f"o-{tag}"), 60, "the run")
             await asyncio.to_thread(outage)
