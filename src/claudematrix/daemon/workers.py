@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,7 +111,7 @@ class Workers:
                 await self._stop(name)
 
 
-def _logger(name: str) -> Any:
+def _logger(name: str) -> Callable[[str], None]:
     def say(line: str) -> None:
         log(line)
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")

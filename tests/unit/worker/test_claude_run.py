@@ -78,7 +78,10 @@ def test_a_run_reads_its_stream_and_a_stop_ends_its_process_group(tmp_path: Path
     async def stopped() -> str:
         await slow.start()
         follow = asyncio.create_task(slow.follow(lambda: None))
-        await asyncio.sleep(0.2)
+        deadline = asyncio.get_running_loop().time() + 10
+        while not slow.progress.stray:  # it is running and has spoken
+            assert asyncio.get_running_loop().time() < deadline, "the run said nothing"
+            await asyncio.sleep(0.01)
         await slow.stop("cancelled")
         return await follow
 
