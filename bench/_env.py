@@ -1,7 +1,7 @@
 """The bench's world: its own state dir, free port, Synapse and child processes, all cleaned up.
 
 Everything the bench starts carries CMBENCH_RUN=<run dir> in its environment (Synapse keeps
-it too: homeserver._spawn only drops CLAUDEMATRIX_*, PYTHON* and CLAUDE_CODE_* variables), so
+it too: homeserver.spawn_synapse only drops CLAUDEMATRIX_*, PYTHON* and CLAUDE_CODE_* variables), so
 cleanup finds every process by that marker, whoever spawned it. A janitor process does the
 same sweep if the bench itself is killed.
 """

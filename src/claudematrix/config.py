@@ -23,6 +23,7 @@ __all__ = [
     "Config",
     "load_config",
     "update_stored_config",
+    "stored_setting",
     "DEFAULT_PORT",
     "DEFAULT_SERVER_NAME",
 ]
@@ -111,11 +112,19 @@ def _first_init(home: Path, environ: Any) -> dict[str, Any]:
     return stored
 
 
-def update_stored_config(changes: dict[str, Any]) -> None:
-    """Change settings in <state dir>/config.json (the person's own commands do this)."""
+def update_stored_config(changes: dict[str, Any], forget: tuple[str, ...] = ()) -> None:
+    """Change settings in <state dir>/config.json (the person's own commands do this);
+    `forget`: keys to remove, back to their defaults."""
     home = state_dir()
     stored = _first_init(home, os.environ)
-    write_json_private(_config_path(home), {**stored, **changes})
+    kept = {key: value for key, value in stored.items() if key not in forget}
+    write_json_private(_config_path(home), {**kept, **changes})
+
+
+def stored_setting(key: str) -> Any:
+    """One setting as config.json holds it (None if absent), beneath any environment."""
+    stored = read_json(_config_path(state_dir()))
+    return stored.get(key) if isinstance(stored, dict) else None
 
 
 def load_config(session: SessionEnv | None = None) -> Config:

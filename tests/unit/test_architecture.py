@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
         "claudematrix.session_env",
     ),
     ("claudematrix.store",),
-    ("claudematrix.policy", "claudematrix.homeserver"),
+    ("claudematrix.policy", "claudematrix.homeserver", "claudematrix.team"),
     ("claudematrix.matrix",),
     ("claudematrix.service",),
     ("claudematrix.render",),
@@ -54,6 +54,13 @@ CONFINED = {
         "claudematrix.config",
         "claudematrix.federation",
         "claudematrix.local",
+    ),
+    # A team's Synapse, run on its own host: nothing of the sessions' side.
+    "claudematrix.team": (
+        "claudematrix.team",
+        "claudematrix.homeserver",
+        "claudematrix.errors",
+        "claudematrix.paths",
     ),
     # Addresses, certificates, cards and the paired list: below config, which reads them.
     "claudematrix.federation": (

@@ -13,6 +13,7 @@ from claudematrix.cli import (  # noqa: F401  (registers commands)
     messaging,
     people,
     server,
+    team,
     verify,
     worker,
 )

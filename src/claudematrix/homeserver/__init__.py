@@ -5,10 +5,12 @@ Depends only on claudematrix.errors, .paths, .config and the standard library.
 
 from __future__ import annotations
 
+from ._http import versions_ok
 from .accounts import (
     RegisteredAccount,
     federation_down_since,
     register_account,
+    registration_token_valid,
     reset_password,
     user_exists,
 )
@@ -31,8 +33,10 @@ __all__ = [
     "own_server_name",
     "register_account",
     "registration_shared_secret",
+    "registration_token_valid",
     "reset_password",
     "user_exists",
+    "versions_ok",
     "start",
     "status",
     "stop",

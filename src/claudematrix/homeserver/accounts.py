@@ -131,6 +131,25 @@ def register_account(
     return RegisteredAccount(user_id=user_id, access_token=token, device_id=device)
 
 
+def registration_token_valid(base_url: str, token: str) -> bool | None:
+    """Would the homeserver register an account with `token` now? None if it takes no
+    registration tokens at all (registration closed, or not a homeserver that has them)."""
+    query = urllib.parse.urlencode({"token": token})
+    url = (
+        f"{base_url.rstrip('/')}/_matrix/client/v1/register/m.login.registration_token/"
+        f"validity?{query}"
+    )
+    resp = _call("GET", url)
+    if resp.status == 429:
+        raise homeserver_error(
+            f"the homeserver at {base_url} limits token checks: wait a minute and retry",
+            "M_LIMIT_EXCEEDED",
+        )
+    if resp.status != 200 or not isinstance(resp.body.get("valid"), bool):
+        return None
+    return bool(resp.body["valid"])
+
+
 # --- the admin API, for an admin account's token (the state dir's "_admin" identity) -------
 
 

@@ -15,18 +15,23 @@ from claudematrix.config import Config
 from claudematrix.errors import HomeserverInstallFailed
 
 from ._lock import file_lock
-from .layout import homeserver_paths
+from .layout import HomeserverPaths, homeserver_paths
 
 __all__ = [
     "SYNAPSE_VERSION",
     "SYNAPSE_REQUIREMENT",
+    "POSTGRES_DRIVER",
     "ensure_installed",
+    "ensure_synapse",
     "is_installed",
     "venv_python",
 ]
 
 SYNAPSE_VERSION = "1.163.2"
 SYNAPSE_REQUIREMENT = f"matrix-synapse=={SYNAPSE_VERSION}"
+# Synapse's `postgres` extra builds psycopg2 from source (a compiler and libpq headers); the
+# binary wheel is the same module, ready to import. Only a team server (on PostgreSQL) needs it.
+POSTGRES_DRIVER = "psycopg2-binary"
 # Written into a venv we made, after pip succeeded: a half-finished install is never "installed".
 _MARKER = ".claudematrix-synapse"
 _INSTALL_LOCK_WAIT = 1800.0
@@ -53,6 +58,17 @@ def _has_synapse_dist(venv: Path) -> bool:
 def is_installed(config: Config) -> bool:
     """Cheap check (no process started) that Synapse is ready to run."""
     venv, owned = _venv_for(config)
+    return _ready(venv, owned, postgres=False)
+
+
+def _has_postgres_driver(venv: Path) -> bool:
+    pattern = str(venv / "lib" / "python3*" / "site-packages" / "psycopg2*" / "__init__.py")
+    return bool(glob.glob(pattern))
+
+
+def _ready(venv: Path, owned: bool, *, postgres: bool) -> bool:
+    if postgres and not _has_postgres_driver(venv):
+        return False
     if not venv_python(venv).exists():
         return False
     if owned:
@@ -66,9 +82,21 @@ def is_installed(config: Config) -> bool:
 def ensure_installed(config: Config, progress: Callable[[str], None]) -> Path:
     """Install Synapse if needed; return the venv's python. Progress lines go to `progress`."""
     venv, owned = _venv_for(config)
-    if is_installed(config):
+    return ensure_synapse(venv, owned, homeserver_paths(config), progress)
+
+
+def ensure_synapse(
+    venv: Path,
+    owned: bool,
+    paths: HomeserverPaths,
+    progress: Callable[[str], None],
+    *,
+    postgres: bool = False,
+) -> Path:
+    """Synapse (and, for `postgres`, its PostgreSQL driver) in `venv`, installed if missing;
+    returns the venv's python. `owned`: a venv ClaudeMatrix made, marked once complete."""
+    if _ready(venv, owned, postgres=postgres):
         return venv_python(venv)
-    paths = homeserver_paths(config)
     with file_lock(
         paths.install_lock_path,
         timeout=_INSTALL_LOCK_WAIT,
@@ -78,7 +106,7 @@ def ensure_installed(config: Config, progress: Callable[[str], None]) -> Path:
             f"{paths.install_log_path}, stop it, then run `claudematrix up` again"
         ),
     ):
-        if is_installed(config):
+        if _ready(venv, owned, postgres=postgres):
             return venv_python(venv)
         log_path = paths.install_log_path
         with open(log_path, "ab") as log:
@@ -110,6 +138,7 @@ def ensure_installed(config: Config, progress: Callable[[str], None]) -> Path:
                     "--progress-bar",
                     "off",
                     SYNAPSE_REQUIREMENT,
+                    *([POSTGRES_DRIVER] if postgres else []),
                 ],
                 log,
                 progress=progress,
@@ -120,7 +149,7 @@ def ensure_installed(config: Config, progress: Callable[[str], None]) -> Path:
             )
         if owned:
             (venv / _MARKER).write_text(SYNAPSE_VERSION + "\n")
-        if not is_installed(config):
+        if not _ready(venv, owned, postgres=postgres):
             raise HomeserverInstallFailed(
                 f"pip finished but Synapse is not in {venv} (see {log_path}); delete that "
                 "directory and run `claudematrix up` again"

@@ -29,7 +29,17 @@ from .layout import HomeserverPaths, homeserver_paths
 from .nudge import nudge_peers
 from .synapse_config import ensure_config, generated_port
 
-__all__ = ["HomeserverStatus", "start", "stop", "status", "READY_TIMEOUT"]
+__all__ = [
+    "HomeserverStatus",
+    "start",
+    "stop",
+    "status",
+    "READY_TIMEOUT",
+    "running_pid",
+    "spawn_synapse",
+    "terminate",
+    "wait_ready",
+]
 
 # The first start creates the database (a few seconds here); slow disks need more.
 READY_TIMEOUT = 60.0
@@ -51,7 +61,7 @@ class HomeserverStatus:
     external: bool = False  # a homeserver run elsewhere: nothing here starts or stops it
 
 
-def _running_pid(paths: HomeserverPaths) -> int | None:
+def running_pid(paths: HomeserverPaths) -> int | None:
     """Our live Synapse's pid: the pid file if it is right, else a search of the processes."""
     pid = read_pid(paths.pid_path)
     if pid is not None and is_our_synapse(pid, paths.config_path):
@@ -68,7 +78,7 @@ def status(config: Config) -> HomeserverStatus:
         answering = versions_ok(url, timeout=2.0)
         return HomeserverStatus(True, answering, None, url, log_path, external=True)
     paths = homeserver_paths(config)
-    pid = _running_pid(paths)
+    pid = running_pid(paths)
     running = pid is not None and versions_ok(url, timeout=1.0)
     return HomeserverStatus(is_installed(config), running, pid, url, paths.log_path)
 
@@ -93,22 +103,22 @@ def start(config: Config, progress: Callable[[str], None] = lambda _m: None) -> 
             f"{paths.log_path}, then run `claudematrix down` and `claudematrix up`"
         ),
     ):
-        pid = _running_pid(paths)
+        pid = running_pid(paths)
         if pid is not None:
             _check_same_port(config, paths, pid)
             if read_pid(paths.pid_path) != pid:
                 write_pid(paths.pid_path, pid)
-            _wait_ready(url, paths, pid, proc=None, log_offset=None)
+            wait_ready(url, paths, pid, proc=None, log_offset=None)
             return status(config)
         paths.pid_path.unlink(missing_ok=True)  # stale: that process is gone or not ours
         python = ensure_installed(config, progress)
         ensure_config(config)
         _check_port_free(config, paths)
         progress(f"starting the homeserver on {url} (log: {paths.log_path})")
-        proc, offset = _spawn(python, paths)
+        proc, offset = spawn_synapse(python, paths)
         write_pid(paths.pid_path, proc.pid)
         try:
-            _wait_ready(url, paths, proc.pid, proc=proc, log_offset=offset)
+            wait_ready(url, paths, proc.pid, proc=proc, log_offset=offset)
         finally:
             if proc.returncode is None:
                 # Reap the child when it eventually exits: no zombie lingers in this process.
@@ -130,7 +140,7 @@ def apply_settings(
     except FileNotFoundError:
         before = None
     ensure_config(config)
-    if before != paths.config_path.read_text() and _running_pid(paths) is not None:
+    if before != paths.config_path.read_text() and running_pid(paths) is not None:
         progress("restarting the homeserver with the new settings")
         stop(config)
         return start(config, progress)
@@ -155,12 +165,12 @@ def stop(config: Config) -> bool:
         if pid is not None and is_our_synapse(pid, paths.config_path):
             pids.add(pid)
         for each in sorted(pids):
-            _terminate(each, paths)
+            terminate(each, paths)
         paths.pid_path.unlink(missing_ok=True)
     return bool(pids)
 
 
-def _terminate(pid: int, paths: HomeserverPaths) -> None:
+def terminate(pid: int, paths: HomeserverPaths) -> None:
     for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, 5.0)):
         try:
             os.kill(pid, sig)
@@ -221,7 +231,7 @@ def _check_port_free(config: Config, paths: HomeserverPaths) -> None:
     )
 
 
-def _spawn(python: Path, paths: HomeserverPaths) -> tuple[subprocess.Popen[bytes], int]:
+def spawn_synapse(python: Path, paths: HomeserverPaths) -> tuple[subprocess.Popen[bytes], int]:
     """Start Synapse detached from the caller; return it and where its log output begins."""
     log = paths.log_path
     if log.exists() and log.stat().st_size > _LOG_ROTATE_BYTES:
@@ -255,13 +265,15 @@ def _spawn(python: Path, paths: HomeserverPaths) -> tuple[subprocess.Popen[bytes
     return proc, offset
 
 
-def _wait_ready(
+def wait_ready(
     url: str,
     paths: HomeserverPaths,
     pid: int,
     *,
     proc: subprocess.Popen[bytes] | None,
     log_offset: int | None,
+    start_command: str = "claudematrix up",
+    stop_command: str = "claudematrix down",
 ) -> None:
     """Poll /versions until it answers; fail fast with the log's last line if Synapse dies."""
     deadline = time.monotonic() + READY_TIMEOUT
@@ -284,8 +296,8 @@ def _wait_ready(
         if time.monotonic() >= deadline:
             raise HomeserverUnavailable(
                 f"the homeserver (pid {pid}) did not answer on {url} within "
-                f"{READY_TIMEOUT:.0f} s; see {paths.log_path}, then run `claudematrix up` "
-                "again (or `claudematrix down` first if it seems stuck)"
+                f"{READY_TIMEOUT:.0f} s; see {paths.log_path}, then run `{start_command}` "
+                f"again (or `{stop_command}` first if it seems stuck)"
             )
         time.sleep(_POLL)
 

@@ -27,8 +27,11 @@ from .layout import HomeserverPaths, homeserver_paths
 __all__ = [
     "own_server_name",
     "ensure_config",
+    "ensure_secrets",
     "generated_port",
+    "log_settings",
     "registration_shared_secret",
+    "session_settings",
     "synapse_settings",
 ]
 
@@ -73,26 +76,12 @@ def synapse_settings(config: Config, paths: HomeserverPaths) -> dict[str, Any]:
         "macaroon_secret_key_path": str(paths.macaroon_path),
         "form_secret_path": str(paths.form_secret_path),
         "enable_registration": False,
-        "allow_guest_access": False,
-        "report_stats": False,
-        "enable_metrics": False,
         "trusted_key_servers": [],
         "suppress_key_server_warning": True,
         "federation_domain_whitelist": [],  # nobody, unless federation_settings says otherwise
         "allow_public_rooms_over_federation": False,
-        "url_preview_enabled": False,
-        "presence": {"enabled": False},
-        # Delayed events (MSC4140): presence as an "offline" state event that fires unless the
-        # session refreshes it, which costs no room event while a session idles.
-        "max_event_delay_duration": "1d",
-        # Profiles (display names say project, branch and host) only for people who share a
-        # room; an outsider cannot list or probe which sessions exist.
-        "require_auth_for_profile_requests": True,
-        "limit_profile_requests_to_users_who_share_rooms": True,
-        "user_directory": {"enabled": True, "search_all_users": False},
+        **session_settings(),
         "bcrypt_rounds": 4,
-        # Otherwise a client restarting within 2 minutes can get a stale cached initial sync.
-        "caches": {"sync_response_cache_duration": 0},
         "rc_message": _UNLIMITED,
         "rc_registration": _UNLIMITED,
         "rc_registration_token_validity": _UNLIMITED,
@@ -116,6 +105,28 @@ def synapse_settings(config: Config, paths: HomeserverPaths) -> dict[str, Any]:
         "rc_user_directory": _UNLIMITED,
         "rc_profile": _UNLIMITED,
         **federation_settings(config, paths),
+    }
+
+
+def session_settings() -> dict[str, Any]:
+    """What every homeserver ClaudeMatrix configures needs for its sessions: the embedded one
+    and a team's (claudematrix.team)."""
+    return {
+        "allow_guest_access": False,
+        "report_stats": False,
+        "enable_metrics": False,
+        "url_preview_enabled": False,
+        "presence": {"enabled": False},
+        # Delayed events (MSC4140): presence as an "offline" state event that fires unless the
+        # session refreshes it, which costs no room event while a session idles.
+        "max_event_delay_duration": "1d",
+        # Profiles (display names say project, branch and host) only for people who share a
+        # room; an outsider cannot list or probe which sessions exist.
+        "require_auth_for_profile_requests": True,
+        "limit_profile_requests_to_users_who_share_rooms": True,
+        "user_directory": {"enabled": True, "search_all_users": False},
+        # Otherwise a client restarting within 2 minutes can get a stale cached initial sync.
+        "caches": {"sync_response_cache_duration": 0},
     }
 
 
@@ -180,7 +191,7 @@ def own_server_name(config: Config) -> FederationAddress:
     return server
 
 
-def _log_settings() -> dict[str, Any]:
+def log_settings() -> dict[str, Any]:
     """Synapse logs to stderr, which the spawner appends to homeserver.log.
 
     Per-request access lines and SQL timings are dropped: with dozens of long-polling clients
@@ -241,7 +252,7 @@ def _new_signing_key() -> str:
     return f"ed25519 {version} {seed}\n"
 
 
-def _ensure_secrets(paths: HomeserverPaths) -> None:
+def ensure_secrets(paths: HomeserverPaths) -> None:
     _create_once(paths.secret_path, secrets.token_urlsafe(48) + "\n")
     _create_once(paths.macaroon_path, secrets.token_urlsafe(48) + "\n")
     _create_once(paths.form_secret_path, secrets.token_urlsafe(48) + "\n")
@@ -251,9 +262,9 @@ def _ensure_secrets(paths: HomeserverPaths) -> None:
 def ensure_config(config: Config) -> Path:
     """Write homeserver.yaml (and everything it refers to) for `config`; return its path."""
     paths = homeserver_paths(config)
-    _ensure_secrets(paths)
+    ensure_secrets(paths)
     ensure_dir(paths.media_path)
-    _write_if_changed(paths.log_config_path, dump_yaml(_log_settings(), _HEADER))
+    _write_if_changed(paths.log_config_path, dump_yaml(log_settings(), _HEADER))
     _write_if_changed(paths.config_path, dump_yaml(synapse_settings(config, paths), _HEADER))
     inputs = {"port": config.port, "server_name": config.server_name}
     if read_json(paths.inputs_path) != inputs:

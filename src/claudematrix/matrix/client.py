@@ -114,6 +114,32 @@ def _unavailable(url: str) -> HomeserverUnavailable:
     )
 
 
+def _transient(status: int, body: object) -> bool:
+    """A failure that the same request can get past later: the homeserver's own 500/503/504,
+    or any 5xx that is not a Matrix answer (a proxy before a homeserver that is down). A
+    homeserver's own 502 is about another server (federation), and stays an error."""
+    if status in (500, 503, 504):
+        return True
+    return status >= 500 and not (isinstance(body, dict) and "errcode" in body)
+
+
+def _failing(url: str, what: str, status: int) -> HomeserverUnavailable:
+    """A 5xx: the homeserver (or its database, or the proxy before it) failed, not refused;
+    the same request can succeed later, so it is "away", and what was queued stays queued."""
+    return HomeserverUnavailable(
+        f"{what} failed: the homeserver at {url} answered HTTP {status} (restarting, or its "
+        "database is down?); it is retried once the homeserver works again"
+    )
+
+
+async def _json_or_none(response: aiohttp.ClientResponse) -> Any:
+    """The body as JSON; None if it is not JSON (an HTML error page of a proxy, say)."""
+    try:
+        return await response.json(content_type=None)
+    except ValueError:
+        return None
+
+
 def _error(what: str, detail: object, errcode: str | None) -> HomeserverError:
     """A homeserver's refusal as our error of its errcode's class (errors.ERRCODES)."""
     if errcode == "M_UNKNOWN_TOKEN":
@@ -192,6 +218,11 @@ class MatrixClient:
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError, TimeoutError):
             raise _unavailable(self.creds.homeserver) from None
         if isinstance(response, nio.ErrorResponse):
+            transport = getattr(response, "transport_response", None)
+            status = getattr(transport, "status", 0)
+            body = {"errcode": response.status_code} if response.status_code else None
+            if isinstance(status, int) and _transient(status, body):
+                raise _failing(self.creds.homeserver, what, status)
             raise _error(what, response.message, response.status_code)
         return response
 
@@ -506,11 +537,13 @@ class MatrixClient:
         """A plain client-server request, for endpoints nio has no call for."""
         try:
             response = await self._plain(method, path, body=body)
-            data = await response.json(content_type=None)
+            data = await _json_or_none(response)
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError, TimeoutError):
             raise _unavailable(self.creds.homeserver) from None
-        except ValueError:
-            raise HomeserverError(f"{what} failed: the homeserver sent no JSON") from None
+        if _transient(response.status, data):
+            raise _failing(self.creds.homeserver, what, response.status)
+        if data is None:
+            raise HomeserverError(f"{what} failed: the homeserver sent no JSON")
         if response.status != 200:
             details = data if isinstance(data, dict) else {}
             raise _error(what, details.get("error", response.status), details.get("errcode"))
@@ -644,11 +677,13 @@ class MatrixClient:
         path = f"{MATRIX_API_PATH_V3}/sync?{urlencode(query)}"  # no token: it is a header
         try:
             response = await self._plain("GET", path, timeout=timeout_ms / 1000 + 15)
-            data = await response.json(content_type=None)
+            data = await _json_or_none(response)
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError, TimeoutError):
             raise _unavailable(self.creds.homeserver) from None
-        except ValueError:
-            raise HomeserverError("syncing failed: the homeserver sent no JSON") from None
+        if _transient(response.status, data):
+            raise _failing(self.creds.homeserver, "syncing", response.status)
+        if data is None:
+            raise HomeserverError("syncing failed: the homeserver sent no JSON")
         if response.status != 200 or not isinstance(data, dict):
             details = data if isinstance(data, dict) else {}
             raise _error("syncing", details.get("error", response.status), details.get("errcode"))

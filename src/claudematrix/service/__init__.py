@@ -13,6 +13,7 @@ from claudematrix.service.pairing import (
     untrust_machine,
 )
 from claudematrix.service.session import Progress, Service, WhoAmI, stderr_progress
+from claudematrix.service.team_membership import Moved, join_team, leave_team
 from claudematrix.service.verification import Compare, verify_device
 
 __all__ = [
@@ -24,6 +25,9 @@ __all__ = [
     "verify_device",
     "Federated",
     "federate",
+    "Moved",
+    "join_team",
+    "leave_team",
     "PeerState",
     "peer_states",
     "both_ways",

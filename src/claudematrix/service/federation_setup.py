@@ -24,21 +24,13 @@ from pathlib import Path
 
 from claudematrix import homeserver
 from claudematrix.config import Config, load_config, update_stored_config
-from claudematrix.errors import ClaudeMatrixError, ConfigError
+from claudematrix.errors import ConfigError
 from claudematrix.federation.address import FederationAddress, parse_federation_address
-from claudematrix.identity import MACHINE_SLUG, OWNER, Identity
-from claudematrix.ids import IdentityName, UserID
+from claudematrix.ids import UserID
 from claudematrix.local import layout
 from claudematrix.locks import FileLock
-from claudematrix.matrix import MatrixClient
 from claudematrix.paths import ensure_dir, state_dir
-from claudematrix.service.accounts import ensure_account, load_account
-from claudematrix.service.directory import remember_room
-from claudematrix.service.machine import join_machine_rooms
-from claudematrix.service.session import Service
-from claudematrix.store import Store
-from claudematrix.types import Label
-from claudematrix.workspace import detect_workspace
+from claudematrix.service.relocation import carry_over, catch_up, move_logins, new_accounts
 
 __all__ = ["Federated", "federate"]
 
@@ -106,39 +98,18 @@ async def federate(
         if await asyncio.to_thread(stop_daemon):
             progress("claudematrix: daemon stopped (it starts again for the new accounts)")
         await asyncio.to_thread(homeserver.start, config, progress)
-        await _catch_up(config, home / layout.IDENTITIES, progress)
+        await catch_up(config, home / layout.IDENTITIES, progress)
         await asyncio.to_thread(homeserver.stop, config)
         kept = ensure_dir(home / f"before-federation-{time.strftime('%Y%m%d-%H%M%S')}")
         _move_homeserver_data(config, kept / "homeserver")
-        identities = _move_logins(home / layout.IDENTITIES, kept / layout.IDENTITIES)
+        identities = move_logins(home / layout.IDENTITIES, kept / layout.IDENTITIES)
         update_stored_config({"server_name": new, "federation": str(address)})
         config = load_config()
         await asyncio.to_thread(homeserver.start, config, progress)
-        moved = [await _new_account(config, slug, store) for slug, store in identities]
-        renamed = {old: new for old, new in (m for m in moved if m is not None)}
+        renamed = await new_accounts(config, identities)
         for _slug, path in identities:
-            await _carry_over(config, path, renamed)
+            await carry_over(config, path, renamed)
     return Federated(old_name, new, str(address), list(renamed.items()), kept)
-
-
-async def _catch_up(config: Config, identities: Path, progress: Callable[[str], None]) -> None:
-    """Every identity fetches what the homeserver still holds for it, into its store, before
-    that homeserver is moved aside: no mail is left behind in it."""
-    for folder in sorted(p for p in identities.iterdir() if (p / layout.ACCOUNT).exists()):
-        if folder.name.startswith("_") or not (folder / layout.STORE_DB).exists():
-            continue
-        name = IdentityName(folder.name)
-        service = Service(config, Identity(name, name == OWNER, False), progress=progress)
-        try:
-            await service.connect(start_homeserver=False)
-            await service.sync()
-        except ClaudeMatrixError as exc:
-            raise ConfigError(
-                f"could not fetch {name}'s waiting mail before the move ({exc}); nothing was "
-                "changed: run `claudematrix up`, then this command again"
-            ) from None
-        finally:
-            await service.close()
 
 
 def _move_homeserver_data(config: Config, to: Path) -> None:
@@ -156,62 +127,3 @@ def _move_homeserver_data(config: Config, to: Path) -> None:
     ):
         if path.exists():
             shutil.move(str(path), str(to / path.name))
-
-
-def _move_logins(identities: Path, to: Path) -> list[tuple[str, Path]]:
-    """Every identity's login and encryption device moved aside (the machine's room registry
-    too: those rooms stay on the old homeserver). Returns the identities that have a store,
-    to be given new accounts."""
-    with_store = []
-    for folder in sorted(p for p in identities.iterdir() if p.is_dir()):
-        aside = to / folder.name
-        for name in (layout.ACCOUNT, layout.CRYPTO_DIR, layout.ROOMS_REGISTRY):
-            path = folder / name
-            if path.exists():
-                ensure_dir(aside)
-                shutil.move(str(path), str(aside / name))
-        if (folder / layout.STORE_DB).exists():
-            with_store.append((folder.name, folder / layout.STORE_DB))
-    return with_store
-
-
-async def _carry_over(config: Config, path: Path, renamed: dict[UserID, UserID]) -> None:
-    """History follows every renamed identity, and this one is back in the machine's lobby
-    at once (its project room comes when it next runs in its project)."""
-    store = Store(path)
-    try:
-        store.rename_users(renamed)
-        slug = path.parent.name
-        creds = load_account(config, slug)
-        if creds is None or store.own_user_id() != creds.user_id:
-            return
-        if Label.parse(store.setting("mode") or Label.PRIVATE.value) is Label.SECRET:
-            return  # a secret identity is in no room of the machine
-        client = MatrixClient(creds)
-        try:
-            here = detect_workspace(str(state_dir()))
-            for kind, room in await join_machine_rooms(config, client, here, ["lobby"]):
-                await remember_room(store, client, room, kind, sealed=True)
-        finally:
-            await client.close()
-    finally:
-        store.close()
-
-
-async def _new_account(config: Config, slug: str, path: Path) -> tuple[UserID, UserID] | None:
-    """The identity's account on the renamed homeserver, under its old username (None for
-    one that never had an account)."""
-    store = Store(path)
-    try:
-        old = store.own_user_id()
-        if old is None or slug == MACHINE_SLUG:
-            return None
-        localpart = old[1:].split(":", 1)[0]
-        store.forget_rooms()
-        creds = await ensure_account(
-            config, slug, [localpart, f"{localpart}-{slug[:8]}"], is_owner=slug == OWNER
-        )
-        store.set_own_user_id(creds.user_id)
-        return (old, creds.user_id)
-    finally:
-        store.close()

@@ -48,6 +48,7 @@ __all__ = [
     "is_local",
     "is_local_device",
     "lobby_alias_localpart",
+    "machine_localpart",
     "public_room",
     "trusted_machine_room",
     "close_trusted_machine_room",
@@ -58,6 +59,10 @@ __all__ = [
 
 PUBLIC_ROOM_ALIAS = "claudematrix-public"
 _REGISTRY_VERSION = 1
+
+
+def machine_localpart(config: Config) -> str:
+    return f"cm-machine-{config.machine_id}"
 
 
 def lobby_alias_localpart(config: Config) -> str:
@@ -167,7 +172,7 @@ class _Registry:
 @contextlib.asynccontextmanager
 async def _machine(config: Config) -> AsyncIterator[tuple[MatrixClient, _Registry]]:
     """The machine account's client and registry, one process at a time."""
-    localpart = f"cm-machine-{config.machine_id}"
+    localpart = machine_localpart(config)
     try:
         creds = await ensure_account(config, MACHINE_SLUG, [localpart])
     except UserInUse:

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from claudematrix.errors import (
+    ClaudeMatrixError,
     Forbidden,
     HomeserverError,
     HomeserverUnavailable,
@@ -184,16 +185,17 @@ def test_sync_asks_for_news_from_others_only() -> None:
     [
         (401, {"errcode": "M_UNKNOWN_TOKEN", "error": "gone"}, UnknownToken, "log in afresh"),
         (429, {"errcode": "M_LIMIT_EXCEEDED", "error": "slow down"}, RateLimited, "slow down"),
-        (502, b"<html>Bad gateway</html>", HomeserverError, "sent no JSON"),
+        (502, b"<html>Bad gateway</html>", HomeserverUnavailable, "answered HTTP 502"),
+        (500, {"errcode": "M_UNKNOWN", "error": "db down"}, HomeserverUnavailable, "HTTP 500"),
         (200, b"not json at all", HomeserverError, "sent no JSON"),
     ],
 )
 def test_sync_failures_are_our_errors(
-    status: int, body: Any, error: type[HomeserverError], says: str
+    status: int, body: Any, error: type[ClaudeMatrixError], says: str
 ) -> None:
     fake = FakeHomeserver()
     fake.answer("GET", "/_matrix/client/v3/sync", status, body)
-    with pytest.raises(HomeserverError) as caught:
+    with pytest.raises(ClaudeMatrixError) as caught:
         against(fake, lambda c: c.sync(None, 0))
     assert type(caught.value) is error and says in str(caught.value)
 
@@ -302,6 +304,33 @@ def test_a_user_on_an_unreachable_server_is_named_as_such() -> None:
     fake.refuse("GET", "/_matrix/client/v3/profile/@bob:far.example", 502, "M_UNKNOWN", "down")
     with pytest.raises(UnknownRecipient, match="on another homeserver, which this one cannot"):
         against(fake, lambda c: c.require_user(UserID("@bob:far.example")))
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (500, {"errcode": "M_UNKNOWN", "error": "Internal server error"}),  # database down
+        (503, {"errcode": "M_UNKNOWN", "error": "busy"}),
+        (502, b"<html>502 Bad Gateway</html>"),  # a reverse proxy, the homeserver behind down
+    ],
+)
+def test_a_failing_homeserver_is_away_not_refusing(status: int, body: Any) -> None:
+    """A send answered so stays in the outbox (HomeserverUnavailable), to go out later with
+    the same transaction id; a refusal would drop it."""
+    fake = FakeHomeserver()
+    fake.refuse(
+        "GET",
+        "/_matrix/client/v3/rooms/!room:localhost/state/m.room.encryption",
+        404,
+        "M_NOT_FOUND",
+        "no",
+    )
+    fake.answer("PUT", "/_matrix/client/v3/rooms/!room:localhost/send/", status, body)
+    fake.answer("GET", "/_matrix/client/v3/profile/", status, body)
+    with pytest.raises(HomeserverUnavailable, match=f"answered HTTP {status}"):
+        against(fake, lambda c: c.send(ROOM, {"msgtype": "m.text", "body": "hi"}, "txn-1"))
+    with pytest.raises(HomeserverUnavailable, match=f"answered HTTP {status}"):
+        against(fake, lambda c: c.displayname(UserID("@bob:localhost")))
 
 
 def test_changing_the_password_proves_the_old_one() -> None:
