@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,9 @@ def postgres_bindir() -> Path | None:
 
 
 class Postgres:
+    """`root`: a new directory of its own; under /tmp, as the `postgres` user must reach it
+    (pytest's own temporary directories are private to the user running the tests)."""
+
     def __init__(self, root: Path) -> None:
         bindir = postgres_bindir()
         if bindir is None:
@@ -79,7 +83,8 @@ class Postgres:
     def start(self) -> None:
         options = (
             f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            # Durable against a crash of the server (what the tests do to it), not of the OS.
+            "-c fsync=off -c full_page_writes=off"
         )
         self._run(
             str(self.bindir / "pg_ctl"),
@@ -169,7 +174,8 @@ class Postgres:
 
 
 @contextlib.contextmanager
-def throwaway_postgres(root: Path) -> Iterator[Postgres]:
+def throwaway_postgres() -> Iterator[Postgres]:
+    root = Path(tempfile.mkdtemp(prefix="cm-postgres-"))
     server = Postgres(root)
     try:
         server.create()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from support import CACHE, wait_until
 
-__all__ = ["synapse_venv", "config_path_of", "synapse_pids", "kill_synapses"]
+__all__ = ["synapse_venv", "config_path_of", "synapse_pids", "kill_synapses", "kill_synapses_of"]
 
 
 def synapse_venv() -> Path:
@@ -25,7 +25,11 @@ def config_path_of(home: Path) -> Path:
 
 def _processes(home: Path) -> list[int]:
     """Every live process whose command line runs this home's Synapse, read from /proc."""
-    wanted = str(config_path_of(home))
+    return _processes_of(config_path_of(home))
+
+
+def _processes_of(config_path: Path) -> list[int]:
+    wanted = str(config_path)
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -60,7 +64,12 @@ def synapse_pids(home: Path) -> list[int]:
 def kill_synapses(home: Path, timeout: float = 15.0) -> None:
     """Last-resort cleanup: SIGKILL every Synapse process of this home, by pid, and wait for
     them to be gone."""
-    for pid in _processes(home):
+    kill_synapses_of(config_path_of(home), timeout)
+
+
+def kill_synapses_of(config_path: Path, timeout: float = 15.0) -> None:
+    """The same for the Synapse of any homeserver.yaml (a team server's)."""
+    for pid in _processes_of(config_path):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not _processes(home), timeout, "killed Synapse processes to exit")
+    wait_until(lambda: not _processes_of(config_path), timeout, "killed Synapse processes to exit")

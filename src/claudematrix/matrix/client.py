@@ -128,7 +128,7 @@ def _failing(url: str, what: str, status: int) -> HomeserverUnavailable:
     the same request can succeed later, so it is "away", and what was queued stays queued."""
     return HomeserverUnavailable(
         f"{what} failed: the homeserver at {url} answered HTTP {status} (restarting, or its "
-        "database is down?); it is retried once the homeserver works again"
+        "database down?): try again shortly"
     )
 
 

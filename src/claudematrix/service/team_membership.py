@@ -6,8 +6,11 @@ the machine's ID, and only its machine account invites), so membership still pro
 this machine and in this project; sessions of other machines are remote there. The token is
 kept in config.json (0600): each new session registers its account with it.
 
-The embedded homeserver's logins are kept in <state dir>/embedded-logins while the machine is
-on a team server, and `leave` puts them back; the embedded homeserver is not started meanwhile.
+Logins are never thrown away: the embedded homeserver's wait in <state dir>/embedded-logins
+while the machine is on a team server (`leave` puts them back), and a team server's in
+<state dir>/team-logins/<server> once it left (joining that server again puts them back, so
+the machine's rooms there are its own again). The embedded homeserver is not started while
+the machine is on a team server.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +41,10 @@ from claudematrix.service.relocation import (
     restore_logins,
 )
 
-__all__ = ["Moved", "join_team", "leave_team", "EMBEDDED_LOGINS"]
+__all__ = ["Moved", "join_team", "leave_team", "EMBEDDED_LOGINS", "TEAM_LOGINS"]
 
 EMBEDDED_LOGINS = "embedded-logins"
+TEAM_LOGINS = "team-logins"
 # What `join` sets in config.json, and `leave` forgets.
 _TEAM_KEYS = (
     "homeserver",
@@ -134,6 +139,7 @@ async def join_team(
             forget=("owner_user", "owner_password", "owner_access_token"),
         )
         config = load_config()
+        restore_logins(_logins_of(config, home), home / layout.IDENTITIES)
         config = await _learn_server_name(config)
         owner = await _person(config, person, password) if person else None
         identities = [(slug, path) for slug, path in _stores(home) if slug != MACHINE_SLUG]
@@ -189,12 +195,21 @@ async def _leave_current(
     await catch_up(config, home / layout.IDENTITIES, progress)
     if config.embedded:
         await asyncio.to_thread(homeserver.stop, config)
-    aside = home / EMBEDDED_LOGINS
-    if not config.embedded or aside.exists():
+    aside = _logins_of(config, home)
+    if aside.exists():  # left there by hand or by a failed move: kept, and these go apart
         aside = home / f"before-{action}-{time.strftime('%Y%m%d-%H%M%S')}"
     ensure_dir(aside)
     move_logins(home / layout.IDENTITIES, aside)
     return aside
+
+
+def _logins_of(config: Config, home: Path) -> Path:
+    """Where the logins of the homeserver `config` names wait while the machine is elsewhere."""
+    if config.embedded:
+        return home / EMBEDDED_LOGINS
+    where = urllib.parse.urlsplit(config.homeserver_url)
+    name = f"{where.hostname}-{where.port or where.scheme}{where.path.replace('/', '_')}"
+    return home / TEAM_LOGINS / name
 
 
 def _stores(home: Path) -> list[tuple[str, Path]]:

@@ -24,6 +24,7 @@ from claudematrix.homeserver.process import running_pid, spawn_synapse, terminat
 from claudematrix.homeserver.synapse_config import ensure_secrets, log_settings
 from claudematrix.paths import ensure_dir, write_json_private, write_private
 
+from .admin import admin_token
 from .database import probe_dsn, require_synapse_ready
 from .layout import TeamDir
 from .settings import TeamSettings, load_settings, synapse_yaml_settings
@@ -86,7 +87,6 @@ def init(
         )
     ensure_dir(directory)
     python = synapse_python(team, settings, progress)
-    progress("checking the PostgreSQL database")
     args = require_synapse_ready(probe_dsn(python, dsn))
     ensure_secrets(team.synapse)
     paths = team.synapse
@@ -155,6 +155,7 @@ def start(team: TeamDir, progress: Callable[[str], None] = lambda _m: None) -> T
         finally:
             if proc.returncode is None:
                 threading.Thread(target=proc.wait, name="synapse-reaper", daemon=True).start()
+        admin_token(team, settings)  # made now, so a broken secret shows at once, not later
     return status(team)
 
 
