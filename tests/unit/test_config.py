@@ -166,3 +166,15 @@ def test_binding_every_interface_does_not_become_the_server_name(
     monkeypatch.setenv("CLAUDEMATRIX_FEDERATION", "no port")
     with pytest.raises(ConfigError, match="ADDRESS:PORT"):
         load_config()
+
+
+def test_stored_settings_change_and_forget(isolated_home: Path) -> None:
+    from claudematrix.config import stored_setting, update_stored_config
+
+    update_stored_config({"homeserver": "https://m.example.org", "registration_token": "t"})
+    assert load_config().external_url == "https://m.example.org"
+    update_stored_config({"server_name": "back"}, forget=("homeserver", "registration_token"))
+    config = load_config()
+    assert config.embedded and config.registration_token is None
+    assert config.server_name == "back" and stored_setting("homeserver") is None
+    assert stored_setting("machine_id") == config.machine_id  # the rest is kept
