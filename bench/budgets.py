@@ -122,6 +122,9 @@ BUDGETS: dict[str, Budget] = {
     "cross_catch_up": Budget(
         "Cross-machine catch-up after the peer restarts", Ceiling({"max": 10000.0}, "ms")
     ),
+    "team_delivery": Budget(
+        "Team server: delivery on PostgreSQL vs SQLite", Ratio({"p50": 1.5, "p99": 2.0})
+    ),
 }
 
 

@@ -40,6 +40,7 @@ from bench.b_machines import bench_machines  # noqa: E402
 from bench.b_scale import bench_scale  # noqa: E402
 from bench.b_start import bench_first_start, bench_new_session  # noqa: E402
 from bench.b_store import bench_store  # noqa: E402
+from bench.b_team import bench_team  # noqa: E402
 from bench.b_wake import bench_wake  # noqa: E402
 from bench.budgets import BUDGETS, broken  # noqa: E402
 
@@ -61,6 +62,7 @@ PHASES: list[Phase] = [
     ("throughput", bench_throughput, ["throughput"]),
     ("cli", bench_cli, ["cli_read", "cli_send"]),
     ("machines", bench_machines, ["cross_delivery", "cross_catch_up"]),
+    ("team", bench_team, ["team_delivery"]),
 ]
 
 
