@@ -280,6 +280,20 @@ def test_tokens_count_their_uses_expire_and_can_be_revoked(
 # --- members' machines -------------------------------------------------------------------
 
 
+def test_a_machine_whose_token_ran_out_says_so_and_takes_a_new_one(
+    team: TeamServer, machines: Machines, tmp_path: Path
+) -> None:
+    box = machines.make("box")
+    join(box, team, team.token("--uses", "2"))  # the machine account, then one session
+    project = project_dir(tmp_path, "p")
+    Who(box, "first", project).start()
+    line = one_line_refusal(Who(box, "second", project).run("whoami", ok=False))
+    assert "used up, revoked or expired" in line and "claudematrix join" in line, line
+    said = join(box, team, team.token())
+    assert "already on" in said, said
+    assert Who(box, "second", project).start().user_id.endswith(":" + SERVER_NAME)
+
+
 def _lobby_alias(machine: Machine) -> str:
     machine_id = json.loads((machine.home / "config.json").read_text())["machine_id"]
     return f"#cm-lobby-{machine_id}:{SERVER_NAME}"

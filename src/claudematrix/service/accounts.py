@@ -10,7 +10,13 @@ from pathlib import Path
 
 from claudematrix import homeserver
 from claudematrix.config import Config
-from claudematrix.errors import ConfigError, HomeserverError, StateCorrupt, UserInUse
+from claudematrix.errors import (
+    ConfigError,
+    HomeserverError,
+    RegistrationFailed,
+    StateCorrupt,
+    UserInUse,
+)
 from claudematrix.identity import ADMIN_SLUG
 from claudematrix.ids import UserID, server_name
 from claudematrix.local import layout
@@ -108,13 +114,34 @@ async def _register(
             account.device_id,
         )
     if config.registration_token and not admin:
-        return await MatrixClient.register_with_token(
-            config.homeserver_url, localpart, password, config.registration_token, device
-        )
+        try:
+            return await MatrixClient.register_with_token(
+                config.homeserver_url, localpart, password, config.registration_token, device
+            )
+        except UserInUse:
+            raise
+        except RegistrationFailed:
+            await _require_token_valid(config, config.registration_token)
+            raise
     raise ConfigError(
         f"cannot create an account on {config.homeserver_url}: set "
         "CLAUDEMATRIX_REGISTRATION_TOKEN (or CLAUDEMATRIX_REGISTRATION_SHARED_SECRET)"
     )
+
+
+async def _require_token_valid(config: Config, token: str) -> None:
+    """A registration refused because the machine's token no longer works says so, and what
+    to do, instead of the homeserver's terse refusal."""
+    valid = await asyncio.to_thread(
+        homeserver.registration_token_valid, config.homeserver_url, token
+    )
+    if valid is False:
+        raise ConfigError(
+            f"this machine's registration token for {config.homeserver_url} is used up, "
+            "revoked or expired, so a new session cannot get an account there: ask the "
+            "server's operator for a new one and run `claudematrix join "
+            f"{config.homeserver_url} --token NEW`"
+        )
 
 
 async def _external_owner(config: Config) -> SessionCredentials | None:
