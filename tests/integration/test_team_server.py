@@ -407,6 +407,11 @@ def test_a_person_registers_with_a_token_and_reaches_the_sessions(
     if message["type"] == "m.room.message":  # a person with no encryption device reads it
         assert "done with the build" in message["content"]["body"]
 
+    # Leaving, the owner is the person's own local account again, not one named after ann.
+    laptop.run("leave", "--yes")
+    local_owner = json.loads(laptop.run("whoami", "--json").stdout)["user_id"]
+    assert local_owner.endswith(":localhost") and person not in local_owner, local_owner
+
 
 def test_postgres_stopped_health_says_so_and_nothing_is_lost(
     team: TeamServer, machines: Machines, tmp_path: Path

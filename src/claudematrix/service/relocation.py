@@ -110,10 +110,12 @@ async def _new_account(config: Config, slug: str, path: Path) -> tuple[UserID, U
         if old is None or slug == MACHINE_SLUG:
             return None
         localpart = old[1:].split(":", 1)[0]
+        wanted = [localpart, f"{localpart}-{slug[:8]}"]
+        if slug == OWNER:  # the person's usual name here, not one a team server gave them
+            owner = Identity(IdentityName(slug), True, False).localpart_candidates()
+            wanted = [*owner[:1], *wanted, *owner[1:]]
         store.forget_rooms()
-        creds = await ensure_account(
-            config, slug, [localpart, f"{localpart}-{slug[:8]}"], is_owner=slug == OWNER
-        )
+        creds = await ensure_account(config, slug, wanted, is_owner=slug == OWNER)
         store.set_own_user_id(creds.user_id)
         return (old, creds.user_id)
     finally:
