@@ -212,5 +212,6 @@ def status(ctx: click.Context, as_json: bool) -> None:
             "  your account:   created by your first `claudematrix` command outside a session"
         )
     click.echo(
-        "  password:       run `claudematrix --as owner password` once to set one, then log in"
+        "  password:       yours if you set one (`claudematrix --as owner password` sets or "
+        "changes it), then log in"
     )
