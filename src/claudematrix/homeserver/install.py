@@ -23,6 +23,7 @@ __all__ = [
     "POSTGRES_DRIVER",
     "ensure_installed",
     "ensure_synapse",
+    "installed_python",
     "is_installed",
     "venv_python",
 ]
@@ -83,6 +84,12 @@ def ensure_installed(config: Config, progress: Callable[[str], None]) -> Path:
     """Install Synapse if needed; return the venv's python. Progress lines go to `progress`."""
     venv, owned = _venv_for(config)
     return ensure_synapse(venv, owned, homeserver_paths(config), progress)
+
+
+def installed_python(venv: Path, owned: bool, *, postgres: bool = False) -> Path | None:
+    """The venv's python if Synapse (and for `postgres` its driver) is ready there; None
+    otherwise. Installs nothing."""
+    return venv_python(venv) if _ready(venv, owned, postgres=postgres) else None
 
 
 def ensure_synapse(

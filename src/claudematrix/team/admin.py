@@ -81,7 +81,7 @@ def _call(
     except Unreachable as exc:
         raise HomeserverUnavailable(
             f"the team server is not answering at {settings.local_url} ({exc}): start it "
-            "with `claudematrix server start --dir DIR`"
+            "(`claudematrix server start --dir <its directory>`, or its service)"
         ) from None
 
 

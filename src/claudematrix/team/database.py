@@ -96,10 +96,10 @@ def probe_config(python: Path, config_path: Path) -> DatabaseReport:
 
 def require_synapse_ready(report: DatabaseReport) -> dict[str, Any]:
     """The connection keywords of a database Synapse can use; else a one-line ConfigError."""
-    if report.error == "bad-dsn":
+    if report.error == "bad-dsn":  # the driver's reason quotes the value, password and all
         raise ConfigError(
-            f"the --postgres value is not a PostgreSQL connection string ({report.detail}): "
-            "give e.g. postgresql://synapse:PASSWORD@localhost/synapse"
+            "the --postgres value is not a PostgreSQL connection string: give e.g. "
+            "postgresql://synapse:PASSWORD@localhost/synapse"
         )
     if report.error == "connect":
         raise ConfigError(

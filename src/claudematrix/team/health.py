@@ -14,7 +14,7 @@ from claudematrix.homeserver._http import Unreachable, request_json
 from .admin import admin_token
 from .database import probe_config
 from .layout import TeamDir
-from .server import synapse_python
+from .server import installed_synapse_python
 from .settings import TeamSettings, load_settings
 
 __all__ = ["Check", "health"]
@@ -35,7 +35,7 @@ class Check:
         return asdict(self)
 
 
-def _answering(settings: TeamSettings) -> Check:
+def _answering(team: TeamDir, settings: TeamSettings) -> Check:
     try:
         health = request_json("GET", settings.local_url + "/health", timeout=_TIMEOUT_S)
         versions = request_json(
@@ -46,23 +46,29 @@ def _answering(settings: TeamSettings) -> Check:
             "homeserver",
             False,
             f"not answering at {settings.local_url} ({exc}): `claudematrix server start "
-            "--dir DIR`, or see its log",
+            f"--dir {team.root}`, or see {team.synapse.log_path}",
         )
     if health.status != 200 or versions.status != 200:
         return Check(
             "homeserver",
             False,
             f"answers at {settings.local_url} but unhealthy (health HTTP {health.status}, "
-            f"versions HTTP {versions.status}): see its log",
+            f"versions HTTP {versions.status}): see {team.synapse.log_path}",
         )
     return Check("homeserver", True, f"answering at {settings.local_url}")
 
 
 def _database(team: TeamDir, settings: TeamSettings) -> list[Check]:
-    try:
-        python = synapse_python(team, settings)
-    except ClaudeMatrixError as exc:
-        return [Check("database", False, f"cannot check: {exc}")]
+    python = installed_synapse_python(team, settings)
+    if python is None:
+        return [
+            Check(
+                "database",
+                False,
+                "cannot check: Synapse or its PostgreSQL driver is not installed (`claudematrix "
+                f"server start --dir {team.root}` installs them)",
+            )
+        ]
     report = probe_config(python, team.synapse.config_path)
     if report.error == "connect":
         return [
@@ -130,7 +136,7 @@ def _registration(team: TeamDir, settings: TeamSettings) -> Check:
 
 def health(team: TeamDir) -> list[Check]:
     settings = load_settings(team)
-    answering = _answering(settings)
+    answering = _answering(team, settings)
     checks = [answering, *_database(team, settings), _disk(team)]
     if answering.ok:
         checks.append(_registration(team, settings))

@@ -19,7 +19,7 @@ from claudematrix.homeserver._http import versions_ok
 from claudematrix.homeserver._lock import file_lock
 from claudematrix.homeserver._procs import MODULE, find_our_synapses, read_pid, write_pid
 from claudematrix.homeserver._yaml import dump_yaml
-from claudematrix.homeserver.install import ensure_synapse
+from claudematrix.homeserver.install import ensure_synapse, installed_python
 from claudematrix.homeserver.process import running_pid, spawn_synapse, terminate, wait_ready
 from claudematrix.homeserver.synapse_config import ensure_secrets, log_settings
 from claudematrix.paths import ensure_dir, write_json_private, write_private
@@ -37,6 +37,7 @@ __all__ = [
     "start",
     "status",
     "stop",
+    "installed_synapse_python",
     "synapse_python",
 ]
 
@@ -69,6 +70,12 @@ def synapse_python(
     """Synapse with its PostgreSQL driver, installed on first use."""
     venv, owned = _venv(team, settings.synapse_venv)
     return ensure_synapse(venv, owned, team.synapse, progress, postgres=True)
+
+
+def installed_synapse_python(team: TeamDir, settings: TeamSettings) -> Path | None:
+    """The same, if it is installed already (a health check installs nothing)."""
+    venv, owned = _venv(team, settings.synapse_venv)
+    return installed_python(venv, owned, postgres=True)
 
 
 def init(
