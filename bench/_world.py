@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,23 @@ class Ctx:
 
             self._secret = homeserver.registration_shared_secret(self.config)
         return self._secret
+
+    def cli(self, env: dict[str, str], *args: str, who: str = "", timeout: float = 240.0) -> str:
+        """`claudematrix <args>` with the bench's environment plus `env`; its stdout, or
+        BenchError with its last words."""
+        proc = subprocess.run(
+            [PYTHON, "-m", "claudematrix", *args],
+            env=self.env.child_env(**env),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if proc.returncode != 0:
+            where = f"{who}: " if who else ""
+            raise BenchError(f"{where}claudematrix {' '.join(args)}: {proc.stderr.strip()[-500:]}")
+        return proc.stdout
 
     def raw_user(self, prefix: str) -> Raw:
         return register(self.url, self.secret(), f"{prefix}-{secrets.token_hex(3)}")

@@ -65,18 +65,7 @@ class _Machine:
         }
 
     def cli(self, ctx: Ctx, *args: str) -> str:
-        proc = subprocess.run(
-            [PYTHON, "-m", "claudematrix", *args],
-            env=ctx.env.child_env(**self.env()),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=_CLI_TIMEOUT,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise BenchError(f"{self.name}: claudematrix {' '.join(args)}: {proc.stderr.strip()}")
-        return proc.stdout
+        return ctx.cli(self.env(), *args, who=self.name, timeout=_CLI_TIMEOUT)
 
     def secret(self) -> str:
         return (self.home / "homeserver" / "registration_shared_secret").read_text().strip()

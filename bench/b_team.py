@@ -59,18 +59,7 @@ class _Team:
 
 
 def _cli(ctx: Ctx, env: dict[str, str], *args: str) -> str:
-    proc = subprocess.run(
-        [PYTHON, "-m", "claudematrix", *args],
-        env=ctx.env.child_env(**env),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=_CLI_TIMEOUT,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise BenchError(f"claudematrix {' '.join(args[:2])}: {proc.stderr.strip()[-500:]}")
-    return proc.stdout
+    return ctx.cli(env, *args, timeout=_CLI_TIMEOUT)
 
 
 def _operator_env(ctx: Ctx) -> dict[str, str]:

@@ -19,9 +19,14 @@ import click
 
 from claudematrix.errors import ConsentRequired
 
-__all__ = ["person_confirms", "inside_claude_code"]
+__all__ = ["person_confirms", "inside_claude_code", "yes_option", "NOT_CONFIRMED"]
 
 _MAX_DEPTH = 64
+
+yes_option = click.option(
+    "--yes", "-y", is_flag=True, help="Confirm without a prompt (not inside Claude Code)."
+)
+NOT_CONFIRMED = "nothing changed: nobody confirmed (answer at a terminal, or --yes)"
 
 
 def _parent_and_argv(pid: int) -> tuple[int, list[str]] | None:

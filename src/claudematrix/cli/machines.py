@@ -14,7 +14,7 @@ import click
 
 from claudematrix import daemon
 from claudematrix.cli._app import cli, emit_json, json_option
-from claudematrix.cli._consent import person_confirms
+from claudematrix.cli._consent import NOT_CONFIRMED, person_confirms, yes_option
 from claudematrix.config import load_config
 from claudematrix.federation.address import parse_federation_address
 from claudematrix.federation.card import parse_card
@@ -45,9 +45,7 @@ def machine_group() -> None:
     "--server-name",
     help="The name other machines reach this one by (default: ADDRESS:PORT).",
 )
-@click.option(
-    "--yes", "-y", is_flag=True, help="Confirm without a prompt (not inside Claude Code)."
-)
+@yes_option
 def federate_(address: str, server_name: str | None, yes: bool) -> None:
     where = parse_federation_address(address, "the federation address")
     config = load_config()
@@ -58,7 +56,7 @@ def federate_(address: str, server_name: str | None, yes: bool) -> None:
         "(same username); local history is kept, conversations start again"
     )
     if not person_confirms(question, yes):
-        click.echo("nothing changed: nobody confirmed (answer at a terminal, or --yes)")
+        click.echo(NOT_CONFIRMED)
         return
     done = asyncio.run(
         federate(config, where, server_name, stderr_progress, stop_daemon=daemon.stop)
@@ -85,9 +83,7 @@ def card() -> None:
 
 @machine_group.command(name="add", help="Pair with the machine whose CARD (one line) is given.")
 @click.argument("card_text", metavar="CARD", nargs=-1, required=True)
-@click.option(
-    "--yes", "-y", is_flag=True, help="Confirm without a prompt (not inside Claude Code)."
-)
+@yes_option
 def add(card_text: tuple[str, ...], yes: bool) -> None:
     text = " ".join(card_text)  # the card pasted unquoted arrives as several arguments
     wanted = parse_card(text)  # the question names a well-formed card only
@@ -146,9 +142,7 @@ def remove(name: str) -> None:
     name="trust", help="Trust every session of a paired machine (by name or server name)."
 )
 @click.argument("name")
-@click.option(
-    "--yes", "-y", is_flag=True, help="Confirm without a prompt (not inside Claude Code)."
-)
+@yes_option
 def trust(name: str, yes: bool) -> None:
     question = (
         f"Trust every session of the machine {name}? Trusted-labelled mail and profiles of "

@@ -12,7 +12,7 @@ import dataclasses
 import click
 
 from claudematrix.cli._app import cli, emit_json, json_option, run_as
-from claudematrix.cli._consent import person_confirms
+from claudematrix.cli._consent import person_confirms, yes_option
 from claudematrix.ids import parse_user_id
 from claudematrix.local.untrusted import ID_MAX, NAME_MAX, one_line
 from claudematrix.policy import opens_up
@@ -21,14 +21,10 @@ from claudematrix.service import Service
 from claudematrix.store import Device, Request
 from claudematrix.types import Label
 
-_yes = click.option(
-    "--yes", "-y", is_flag=True, help="Confirm without a prompt (not inside Claude Code)."
-)
-
 
 @cli.command(help="Show or set my mode: secret, private, trusted or public.")
 @click.argument("mode", required=False)
-@_yes
+@yes_option
 @click.pass_context
 def mode(ctx: click.Context, mode: str | None, yes: bool) -> None:
     wanted = Label.parse(mode) if mode is not None else None
@@ -50,7 +46,7 @@ def mode(ctx: click.Context, mode: str | None, yes: bool) -> None:
 
 @cli.command(help="Trust a Matrix user (e.g. a session on another machine).")
 @click.argument("user")
-@_yes
+@yes_option
 @click.pass_context
 def trust(ctx: click.Context, user: str, yes: bool) -> None:
     user_id = parse_user_id(user.strip())  # the question shows only a valid Matrix ID
@@ -66,7 +62,7 @@ def trust(ctx: click.Context, user: str, yes: bool) -> None:
 @cli.command(help="Contacts' encryption devices; confirm a new or changed one with --confirm.")
 @click.argument("user", required=False)
 @click.option("--confirm", "device", help="The held device of USER to send to from now on.")
-@_yes
+@yes_option
 @json_option
 @click.pass_context
 def devices(
@@ -167,7 +163,7 @@ def requests(ctx: click.Context, as_json: bool) -> None:
 
 @cli.command(help="Accept a message request from a Matrix user.")
 @click.argument("user")
-@_yes
+@yes_option
 @click.pass_context
 def accept(ctx: click.Context, user: str, yes: bool) -> None:
     user_id = parse_user_id(user.strip())

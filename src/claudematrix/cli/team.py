@@ -13,7 +13,7 @@ import click
 
 from claudematrix import daemon, team
 from claudematrix.cli._app import cli, emit_json, json_option
-from claudematrix.cli._consent import person_confirms
+from claudematrix.cli._consent import NOT_CONFIRMED, person_confirms, yes_option
 from claudematrix.config import load_config
 from claudematrix.service import join_team, leave_team, stderr_progress
 
@@ -204,9 +204,7 @@ def tokens_(directory: Path, revoke: str | None, as_json: bool) -> None:
     metavar="NAME",
     help="Your own account there: logged in, or made with the token (password asked).",
 )
-@click.option(
-    "--yes", "-y", is_flag=True, help="Confirm without a prompt (not inside Claude Code)."
-)
+@yes_option
 def join_(url: str, token: str, person: str | None, yes: bool) -> None:
     config = load_config()
     question = (
@@ -214,7 +212,7 @@ def join_(url: str, token: str, person: str | None, yes: bool) -> None:
         "there (local history is kept) and the embedded homeserver is no longer started"
     )
     if not person_confirms(question, yes):
-        click.echo("nothing changed: nobody confirmed (answer at a terminal, or --yes)")
+        click.echo(NOT_CONFIRMED)
         return
     password = None
     if person:
@@ -245,9 +243,7 @@ def join_(url: str, token: str, person: str | None, yes: bool) -> None:
 
 
 @cli.command(name="leave", help="Move this machine's sessions back to the embedded homeserver.")
-@click.option(
-    "--yes", "-y", is_flag=True, help="Confirm without a prompt (not inside Claude Code)."
-)
+@yes_option
 def leave_(yes: bool) -> None:
     config = load_config()
     question = (
@@ -255,7 +251,7 @@ def leave_(yes: bool) -> None:
         "homeserver? Local history is kept"
     )
     if not person_confirms(question, yes):
-        click.echo("nothing changed: nobody confirmed (answer at a terminal, or --yes)")
+        click.echo(NOT_CONFIRMED)
         return
     done = asyncio.run(leave_team(config, stderr_progress, stop_daemon=daemon.stop))
     click.echo(f"this machine's sessions are on its own homeserver again ({done.server_name})")
