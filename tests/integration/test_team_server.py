@@ -239,6 +239,30 @@ def test_health_reads_well_when_all_is_well(team: TeamServer) -> None:
     assert status["running"] and status["server_name"] == SERVER_NAME
 
 
+def test_run_serves_in_the_foreground_as_a_service_manager_wants(team: TeamServer) -> None:
+    """`server run` (what the systemd unit starts) is Synapse itself, in the foreground: it
+    answers, and a SIGTERM (systemctl stop) ends it."""
+    assert "team server stopped" in team.run("stop").stdout
+    foreground = subprocess.Popen(
+        [sys.executable, "-m", "claudematrix", "server", "run", "--dir", str(team.folder)],
+        env=team.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: team.run("health", ok=False).returncode == 0, 60, "run to serve")
+        status = json.loads(team.run("status", "--json").stdout)
+        assert status["running"] and status["pid"] == foreground.pid  # exec'd: one process
+        foreground.terminate()
+        assert foreground.wait(30) is not None
+        assert json.loads(team.run("status", "--json").stdout)["running"] is False
+    finally:
+        if foreground.poll() is None:
+            foreground.kill()
+        team.run("start")
+
+
 def test_tokens_count_their_uses_expire_and_can_be_revoked(
     team: TeamServer, machines: Machines
 ) -> None:
