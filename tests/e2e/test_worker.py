@@ -216,6 +216,26 @@ def test_a_stranger_is_refused_and_cancel_and_timeout_stop_a_run(
     assert "may not command the worker w1" in wait_until(refusal, STEP_TIMEOUT, "the refusal")
     assert fake_model.turns() == []
 
+    # A stranger (an account on the homeserver, nobody's session) writes from a client of its
+    # own: the mail waits in the worker's requests, unopened, and nothing runs.
+    stranger = _person(claude, tmp_path, "stranger")
+
+    async def stranger_writes() -> None:
+        try:
+            room = await stranger.open_encrypted_dm(worker)
+            await stranger.send_text(room, "run: echo from a stranger")
+        finally:
+            await stranger.close()
+
+    asyncio.run(stranger_writes())
+
+    def held() -> list[dict[str, Any]]:
+        waiting = json.loads(_cli(claude, "--as", "worker-w1", "requests", "--json"))
+        return [r for r in waiting if stranger.user_id in json.dumps(r)]
+
+    wait_until(held, STEP_TIMEOUT, "the stranger's mail held in the worker's requests")
+    assert fake_model.turns() == []
+
     async def go() -> list[str]:
         try:
             room = await _dm(person, worker)
