@@ -405,6 +405,8 @@ def test_a_person_registers_with_a_token_and_reaches_the_sessions(
         env={"CLAUDEMATRIX_PASSWORD": "not-it"}, ok=False,
     )  # fmt: skip
     assert "did not take that password" in one_line_refusal(wrong)
+    stored = laptop.home / "config.json"
+    assert not stored.exists() or "homeserver" not in json.loads(stored.read_text())
     said = join(laptop, team, token, "--user", person, env={"CLAUDEMATRIX_PASSWORD": password})
     assert f"you are {person_id} there" in said, said
     assert json.loads(laptop.run("whoami", "--json").stdout)["user_id"] == person_id

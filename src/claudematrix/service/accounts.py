@@ -258,22 +258,22 @@ async def log_in_on_new_device(config: Config, slug: str, user: UserID) -> Sessi
     return await recover_account(config, slug, user)
 
 
-async def person_account(config: Config, user: str, password: str) -> SessionCredentials:
-    """The person's own account on the homeserver `config` names (a team server): logged in
-    if it exists, else registered with this machine's registration token."""
+async def person_account(
+    url: str, token: str | None, user: str, password: str
+) -> SessionCredentials:
+    """The person's own account on the homeserver at `url` (a team server): logged in if it
+    exists, else registered with the registration `token`."""
     localpart = user[1:].split(":", 1)[0] if user.startswith("@") else user
     try:
-        return await MatrixClient.login(config.homeserver_url, user, password, _device())
+        return await MatrixClient.login(url, user, password, _device())
     except HomeserverError as exc:
-        if not config.registration_token:
+        if not token:
             raise
         login_failure = exc
     try:
-        return await MatrixClient.register_with_token(
-            config.homeserver_url, localpart, password, config.registration_token, _device()
-        )
+        return await MatrixClient.register_with_token(url, localpart, password, token, _device())
     except UserInUse:
         raise ConfigError(
-            f"{user} exists on {config.homeserver_url} and did not take that password "
+            f"{user} exists on {url} and did not take that password "
             f"({login_failure.message}): run this again with the right one"
         ) from None

@@ -30,6 +30,7 @@ from claudematrix.identity import MACHINE_SLUG, OWNER
 from claudematrix.ids import UserID, server_name
 from claudematrix.local import layout
 from claudematrix.locks import FileLock
+from claudematrix.matrix import SessionCredentials
 from claudematrix.paths import ensure_dir, state_dir
 from claudematrix.service.accounts import ensure_account, person_account, save_account
 from claudematrix.service.machine import machine_localpart
@@ -122,11 +123,14 @@ async def join_team(
     await asyncio.to_thread(_check_token, url, token)
     home = state_dir()
     async with FileLock(home / layout.DAEMON_START_LOCK):
+        # The person's login first: a wrong password changes nothing.
+        you = await person_account(url, token, person, password or "") if person else None
         if config.external_url == url:  # on it already: a new token (and maybe the person)
             update_stored_config({"registration_token": token})
             config = load_config()
-            owner = await _person(config, person, password) if person else None
-            return Moved(url, config.server_name, owner, [], None, token_only=True)
+            if you is not None:
+                save_account(OWNER, you, None)  # the password is not kept
+            return Moved(url, config.server_name, _id(you), [], None, token_only=True)
         if await asyncio.to_thread(stop_daemon):
             progress("claudematrix: daemon stopped (it starts again on the team server)")
         kept = await _leave_current(config, home, "join", progress)
@@ -141,12 +145,13 @@ async def join_team(
         config = load_config()
         restore_logins(_logins_of(config, home), home / layout.IDENTITIES)
         config = await _learn_server_name(config)
-        owner = await _person(config, person, password) if person else None
+        if you is not None:
+            save_account(OWNER, you, None)
         identities = [(slug, path) for slug, path in _stores(home) if slug != MACHINE_SLUG]
         renamed = await new_accounts(config, identities)
         for _slug, path in identities:
             await carry_over(config, path, renamed)
-    return Moved(url, config.server_name, owner, list(renamed.items()), kept)
+    return Moved(url, config.server_name, _id(you), list(renamed.items()), kept)
 
 
 async def leave_team(
@@ -232,8 +237,5 @@ async def _learn_server_name(config: Config) -> Config:
     return load_config()
 
 
-async def _person(config: Config, person: str, password: str | None) -> UserID:
-    assert password is not None
-    creds = await person_account(config, person, password)
-    save_account(OWNER, creds, None)  # the password is not kept
-    return creds.user_id
+def _id(creds: SessionCredentials | None) -> UserID | None:
+    return creds.user_id if creds is not None else None
