@@ -35,10 +35,10 @@ __all__ = [
     "stop",
     "status",
     "READY_TIMEOUT",
+    "adopt_running",
     "running_pid",
-    "spawn_synapse",
-    "terminate",
-    "wait_ready",
+    "spawn_and_wait",
+    "terminate_all",
 ]
 
 # The first start creates the database (a few seconds here); slow disks need more.
@@ -106,23 +106,14 @@ def start(config: Config, progress: Callable[[str], None] = lambda _m: None) -> 
         pid = running_pid(paths)
         if pid is not None:
             _check_same_port(config, paths, pid)
-            if read_pid(paths.pid_path) != pid:
-                write_pid(paths.pid_path, pid)
-            wait_ready(url, paths, pid, proc=None, log_offset=None)
+            adopt_running(paths, url, pid)
             return status(config)
         paths.pid_path.unlink(missing_ok=True)  # stale: that process is gone or not ours
         python = ensure_installed(config, progress)
         ensure_config(config)
         _check_port_free(config, paths)
         progress(f"starting the homeserver on {url} (log: {paths.log_path})")
-        proc, offset = spawn_synapse(python, paths)
-        write_pid(paths.pid_path, proc.pid)
-        try:
-            wait_ready(url, paths, proc.pid, proc=proc, log_offset=offset)
-        finally:
-            if proc.returncode is None:
-                # Reap the child when it eventually exits: no zombie lingers in this process.
-                threading.Thread(target=proc.wait, name="synapse-reaper", daemon=True).start()
+        spawn_and_wait(python, paths, url)
         nudge_peers(config)  # what paired machines queued for us while we were away flows now
     return status(config)
 
@@ -160,13 +151,69 @@ def stop(config: Config) -> bool:
             "`claudematrix down` again"
         ),
     ):
-        pids = set(find_our_synapses(paths.config_path))
-        pid = read_pid(paths.pid_path)
-        if pid is not None and is_our_synapse(pid, paths.config_path):
-            pids.add(pid)
-        for each in sorted(pids):
-            terminate(each, paths)
-        paths.pid_path.unlink(missing_ok=True)
+        return terminate_all(paths)
+
+
+def adopt_running(
+    paths: HomeserverPaths,
+    url: str,
+    pid: int,
+    *,
+    start_command: str = "claudematrix up",
+    stop_command: str = "claudematrix down",
+) -> None:
+    """A Synapse of `paths` runs already (the caller holds the start lock): record it and wait
+    until it answers."""
+    if read_pid(paths.pid_path) != pid:
+        write_pid(paths.pid_path, pid)
+    wait_ready(
+        url,
+        paths,
+        pid,
+        proc=None,
+        log_offset=None,
+        start_command=start_command,
+        stop_command=stop_command,
+    )
+
+
+def spawn_and_wait(
+    python: Path,
+    paths: HomeserverPaths,
+    url: str,
+    *,
+    start_command: str = "claudematrix up",
+    stop_command: str = "claudematrix down",
+) -> None:
+    """Start Synapse of `paths` detached (the caller holds the start lock) and wait until it
+    answers, or fail with its log's last line."""
+    proc, offset = spawn_synapse(python, paths)
+    write_pid(paths.pid_path, proc.pid)
+    try:
+        wait_ready(
+            url,
+            paths,
+            proc.pid,
+            proc=proc,
+            log_offset=offset,
+            start_command=start_command,
+            stop_command=stop_command,
+        )
+    finally:
+        if proc.returncode is None:
+            # Reap the child when it eventually exits: no zombie lingers in this process.
+            threading.Thread(target=proc.wait, name="synapse-reaper", daemon=True).start()
+
+
+def terminate_all(paths: HomeserverPaths) -> bool:
+    """Every Synapse of `paths` stopped (the caller holds the start lock); True if any ran."""
+    pids = set(find_our_synapses(paths.config_path))
+    pid = running_pid(paths)
+    if pid is not None:
+        pids.add(pid)
+    for each in sorted(pids):
+        terminate(each, paths)
+    paths.pid_path.unlink(missing_ok=True)
     return bool(pids)
 
 

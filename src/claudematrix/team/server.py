@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +16,15 @@ from pathlib import Path
 from claudematrix.errors import ConfigError
 from claudematrix.homeserver._http import versions_ok
 from claudematrix.homeserver._lock import file_lock
-from claudematrix.homeserver._procs import MODULE, find_our_synapses, read_pid, write_pid
+from claudematrix.homeserver._procs import MODULE
 from claudematrix.homeserver._yaml import dump_yaml
 from claudematrix.homeserver.install import ensure_synapse, installed_python
-from claudematrix.homeserver.process import running_pid, spawn_synapse, terminate, wait_ready
+from claudematrix.homeserver.process import (
+    adopt_running,
+    running_pid,
+    spawn_and_wait,
+    terminate_all,
+)
 from claudematrix.homeserver.synapse_config import ensure_secrets, log_settings
 from claudematrix.paths import ensure_dir, write_json_private, write_private
 
@@ -129,39 +133,17 @@ def start(team: TeamDir, progress: Callable[[str], None] = lambda _m: None) -> T
         held_message=f"another command is starting this team server; see {paths.log_path}",
     ):
         pid = running_pid(paths)
-        command = f"claudematrix server start --dir {team.root}"
-        stop_command = f"claudematrix server stop --dir {team.root}"
+        commands = {
+            "start_command": f"claudematrix server start --dir {team.root}",
+            "stop_command": f"claudematrix server stop --dir {team.root}",
+        }
         if pid is not None:
-            if read_pid(paths.pid_path) != pid:
-                write_pid(paths.pid_path, pid)
-            wait_ready(
-                settings.local_url,
-                paths,
-                pid,
-                proc=None,
-                log_offset=None,
-                start_command=command,
-                stop_command=stop_command,
-            )
+            adopt_running(paths, settings.local_url, pid, **commands)
             return status(team)
         paths.pid_path.unlink(missing_ok=True)
         python = synapse_python(team, settings, progress)
         progress(f"starting the team server on {settings.local_url} (log: {paths.log_path})")
-        proc, offset = spawn_synapse(python, paths)
-        write_pid(paths.pid_path, proc.pid)
-        try:
-            wait_ready(
-                settings.local_url,
-                paths,
-                proc.pid,
-                proc=proc,
-                log_offset=offset,
-                start_command=command,
-                stop_command=stop_command,
-            )
-        finally:
-            if proc.returncode is None:
-                threading.Thread(target=proc.wait, name="synapse-reaper", daemon=True).start()
+        spawn_and_wait(python, paths, settings.local_url, **commands)
         admin_token(team, settings)  # made now, so a broken secret shows at once, not later
     return status(team)
 
@@ -175,14 +157,7 @@ def stop(team: TeamDir) -> bool:
         timeout=_LOCK_WAIT,
         held_message="another command is starting this team server; wait for it, then retry",
     ):
-        pids = set(find_our_synapses(paths.config_path))
-        pid = running_pid(paths)
-        if pid is not None:
-            pids.add(pid)
-        for each in sorted(pids):
-            terminate(each, paths)
-        paths.pid_path.unlink(missing_ok=True)
-    return bool(pids)
+        return terminate_all(paths)
 
 
 def run_argv(team: TeamDir) -> list[str]:
