@@ -26,6 +26,7 @@ from claudematrix.config import Config, load_config
 from claudematrix.homeserver import start, stop
 from claudematrix.identity import resolve_identity
 from claudematrix.matrix import build_content
+from claudematrix.matrix.client import OWN_EVENTS_PER_MARK, SYNC_MARK
 from claudematrix.service import Service
 from claudematrix.types import Label
 from support import wait_until
@@ -442,3 +443,64 @@ def test_sync_loop_survives_a_homeserver_restart(
     )
     assert consumer.poll() is None
     assert "Traceback" not in p.output()
+
+
+# --- (f) ------------------------------------------------------------------------------------
+
+
+def test_a_senders_own_long_poll_comes_back_with_a_current_position(shared: Procs) -> None:
+    """My own messages never come back in my sync, and Synapse works out every wake of it
+    from the position it was asked with: after a run of them, the mark in my account data
+    brings the long-poll back, with a later position, and with none of my messages in it."""
+    a, b = names("a", "b")
+    a_id, b_id = whoami(shared, a), whoami(shared, b)
+    runs = 2
+
+    async def run() -> list[dict[str, Any]]:
+        service = Service(load_config(), resolve_identity(a))
+        answers: list[dict[str, Any]] = []
+        try:
+            await service.connect(start_homeserver=False)
+            await service.send(b_id, "opening", subject="open")  # the DM exists from here
+            client = service.client
+            assert client is not None
+            since = (await client.sync(None, 0))["next_batch"]
+
+            async def long_poll() -> None:
+                nonlocal since
+                while True:
+                    answer = await client.sync(since, 30_000)
+                    answers.append(answer)
+                    since = answer["next_batch"]
+
+            poller = asyncio.create_task(long_poll())
+            marked = 0
+            for i in range(runs * OWN_EVENTS_PER_MARK):
+                await service.send(b_id, f"body {i}", subject=f"run {i}")
+                if (i + 1) % OWN_EVENTS_PER_MARK == 0:
+                    marked += 1
+                    deadline = time.monotonic() + 30
+                    while sum(map(_holds_mark, answers)) < marked:
+                        assert time.monotonic() < deadline, f"no mark came back: {answers}"
+                        await asyncio.sleep(0.02)
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+        finally:
+            await service.close()
+        return answers
+
+    answers = asyncio.run(run())
+    with_mark = [x for x in answers if _holds_mark(x)]
+    assert len(with_mark) >= runs
+    positions = [x["next_batch"] for x in with_mark]
+    assert len(set(positions)) == len(positions), "the position did not move on"
+    for answer in answers:  # my own messages never come back to me
+        for room in (answer.get("rooms") or {}).get("join", {}).values():
+            senders = {e.get("sender") for e in (room.get("timeline") or {}).get("events", [])}
+            assert a_id not in senders
+
+
+def _holds_mark(answer: dict[str, Any]) -> bool:
+    events = (answer.get("account_data") or {}).get("events") or []
+    return any(e.get("type") == SYNC_MARK for e in events)

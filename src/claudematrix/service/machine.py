@@ -96,7 +96,8 @@ def is_local_device(config: Config, user: UserID, device_id: str) -> bool:
     with a stolen login."""
     if not device_id:
         return False
-    return device_id in (_accounts().get(user), _accounts(fresh=True).get(user))
+    # The fresh read (a glob and a stat per identity) only when the kept one does not match.
+    return _accounts().get(user) == device_id or _accounts(fresh=True).get(user) == device_id
 
 
 # (the identities dir, each account file's path and mtime, account -> its device), as last

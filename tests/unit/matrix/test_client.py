@@ -25,7 +25,14 @@ from claudematrix.errors import (
     UnknownToken,
 )
 from claudematrix.ids import RoomID, UserID
-from claudematrix.matrix.client import SYNC_FILTER, MatrixClient, SessionCredentials, _error
+from claudematrix.matrix.client import (
+    OWN_EVENTS_PER_MARK,
+    SYNC_FILTER,
+    SYNC_MARK,
+    MatrixClient,
+    SessionCredentials,
+    _error,
+)
 from support import free_port
 
 T = TypeVar("T")
@@ -178,6 +185,86 @@ def test_sync_asks_for_news_from_others_only() -> None:
     assert sent["room"]["timeline"]["not_senders"] == [ME]  # my own events are no news
     assert sent["room"]["timeline"]["types"] == SYNC_FILTER["room"]["timeline"]["types"]
     assert "not_senders" not in SYNC_FILTER["room"]["timeline"]  # the shared filter is kept
+
+
+def _plain_room(fake: FakeHomeserver) -> None:
+    """ROOM has no encryption; sends into it are answered with an event id."""
+    fake.refuse(
+        "GET",
+        "/_matrix/client/v3/rooms/!room:localhost/state/m.room.encryption",
+        404,
+        "M_NOT_FOUND",
+        "no",
+    )
+    fake.answer("PUT", "/_matrix/client/v3/rooms/!room:localhost/send/", body={"event_id": "$e"})
+    fake.answer("GET", "/_matrix/client/v3/sync", body={"next_batch": "s2"})
+    fake.answer("PUT", f"/_matrix/client/v3/user/{ME}/account_data/{SYNC_MARK}", body={})
+
+
+async def _send(client: MatrixClient, count: int) -> None:
+    for i in range(count):
+        await client.send(ROOM, {"msgtype": "m.text", "body": f"m{i}"}, f"txn-{i}")
+    if client._mark is not None:  # the mark goes out in the background
+        await asyncio.wait_for(client._mark, 5)
+
+
+def _marks(fake: FakeHomeserver) -> list[Seen]:
+    return fake.requests_to(f"/_matrix/client/v3/user/{ME}/account_data/{SYNC_MARK}")
+
+
+def test_a_long_polling_client_marks_its_position_after_a_run_of_its_own_events() -> None:
+    """My own events never come back in my sync, so its position would stay behind them and
+    the homeserver would work out each wake from further back: after OWN_EVENTS_PER_MARK
+    of them, one mark in my account data (which my filter lets through) brings it back."""
+    fake = FakeHomeserver()
+    _plain_room(fake)
+
+    async def scenario(client: MatrixClient) -> list[int]:
+        await client.sync("s1", 30_000)  # a long-poll: this client's position matters
+        marks = []
+        await _send(client, OWN_EVENTS_PER_MARK - 1)
+        marks.append(len(_marks(fake)))
+        await _send(client, 1)
+        marks.append(len(_marks(fake)))
+        await client.sync("s2", 30_000)  # back with a current position: counting anew
+        await _send(client, OWN_EVENTS_PER_MARK - 1)
+        marks.append(len(_marks(fake)))
+        return marks
+
+    assert against(fake, scenario) == [0, 1, 1]
+    (mark,) = _marks(fake)
+    assert token_of(mark) == TOKEN and mark.method == "PUT"
+    sent = json.loads(fake.requests_to("/_matrix/client/v3/sync")[0].query["filter"])
+    assert sent["account_data"] == {"types": [SYNC_MARK]}  # the mark alone comes through
+
+
+def test_a_client_that_never_long_polls_makes_no_marks() -> None:
+    """A one-shot command's sends leave no sync of its own behind: nothing to bring back."""
+    fake = FakeHomeserver()
+    _plain_room(fake)
+
+    async def scenario(client: MatrixClient) -> None:
+        await client.sync(None, 0)
+        await _send(client, 2 * OWN_EVENTS_PER_MARK)
+
+    against(fake, scenario)
+    assert _marks(fake) == []
+
+
+def test_a_failed_mark_is_tried_again_with_the_next_own_event() -> None:
+    fake = FakeHomeserver()
+    fake.refuse(
+        "PUT", f"/_matrix/client/v3/user/{ME}/account_data/", 500, "M_UNKNOWN", "db", once=True
+    )
+    _plain_room(fake)
+
+    async def scenario(client: MatrixClient) -> None:
+        await client.sync("s1", 30_000)
+        await _send(client, OWN_EVENTS_PER_MARK)  # its mark is refused
+        await _send(client, 1)
+
+    against(fake, scenario)
+    assert [m.method for m in _marks(fake)] == ["PUT", "PUT"]
 
 
 @pytest.mark.parametrize(
