@@ -12,7 +12,7 @@ JSON line on stdin:
   the answer).
 - listening-send: the same sender, which also keeps a long-poll of its own open on a second
   connection, as any client that can receive does (its own events filtered out, renewed
-  every 120 s; a session's sync in the daemon also comes back after every 8 of its own
+  every 120 s; a session's sync in the daemon also comes back after every 16 of its own
   events, claudematrix.matrix.client.OWN_EVENTS_PER_MARK, which this one does not). Context
   for the budgets: the plain sender syncs nothing, so the homeserver has no sync of the
   sender's to wake per message.

@@ -69,7 +69,7 @@ _DELAYED_EVENTS = "/_matrix/client/unstable/org.matrix.msc4140/delayed_events"
 # measured 40 ms per message become 65 after 150 sends). After this many own events, a
 # mark written to my account data, which the filter lets through, brings the long-poll back
 # with a current position. Fewer marks cost a request each; more let the work grow.
-OWN_EVENTS_PER_MARK = 8
+OWN_EVENTS_PER_MARK = 16
 SYNC_MARK = "io.claudematrix.sync_mark"
 SYNC_FILTER: dict[str, Any] = {
     "presence": {"not_types": ["*"]},
