@@ -187,8 +187,8 @@ def test_sync_asks_for_news_from_others_only() -> None:
     assert "not_senders" not in SYNC_FILTER["room"]["timeline"]  # the shared filter is kept
 
 
-def _plain_room(fake: FakeHomeserver) -> None:
-    """ROOM has no encryption; sends into it are answered with an event id."""
+def _unencrypted(fake: FakeHomeserver) -> None:
+    """ROOM has no encryption."""
     fake.refuse(
         "GET",
         "/_matrix/client/v3/rooms/!room:localhost/state/m.room.encryption",
@@ -196,6 +196,11 @@ def _plain_room(fake: FakeHomeserver) -> None:
         "M_NOT_FOUND",
         "no",
     )
+
+
+def _plain_room(fake: FakeHomeserver) -> None:
+    """ROOM has no encryption; sends into it are answered with an event id."""
+    _unencrypted(fake)
     fake.answer("PUT", "/_matrix/client/v3/rooms/!room:localhost/send/", body={"event_id": "$e"})
     fake.answer("GET", "/_matrix/client/v3/sync", body={"next_batch": "s2"})
     fake.answer("PUT", f"/_matrix/client/v3/user/{ME}/account_data/{SYNC_MARK}", body={})
@@ -405,13 +410,7 @@ def test_a_failing_homeserver_is_away_not_refusing(status: int, body: Any) -> No
     """A send answered so stays in the outbox (HomeserverUnavailable), to go out later with
     the same transaction id; a refusal would drop it."""
     fake = FakeHomeserver()
-    fake.refuse(
-        "GET",
-        "/_matrix/client/v3/rooms/!room:localhost/state/m.room.encryption",
-        404,
-        "M_NOT_FOUND",
-        "no",
-    )
+    _unencrypted(fake)
     fake.answer("PUT", "/_matrix/client/v3/rooms/!room:localhost/send/", status, body)
     fake.answer("GET", "/_matrix/client/v3/profile/", status, body)
     with pytest.raises(HomeserverUnavailable, match=f"answered HTTP {status}"):
