@@ -70,7 +70,7 @@ _DELAYED_EVENTS = "/_matrix/client/unstable/org.matrix.msc4140/delayed_events"
 # mark written to my account data, which the filter lets through, brings the long-poll back
 # with a current position. Fewer marks cost a request each; more let the work grow.
 OWN_EVENTS_PER_MARK = 16
-SYNC_MARK = "io.claudematrix.sync_mark"
+SYNC_MARK = "com.claudematrix.sync_mark"
 SYNC_FILTER: dict[str, Any] = {
     "presence": {"not_types": ["*"]},
     "account_data": {"types": [SYNC_MARK]},
